@@ -1,0 +1,36 @@
+# The two commands of the README, plus helpers. Everything runs inside .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test test-fast check ui bench clean
+
+setup:
+	./scripts/setup.sh
+
+## Set up, then run the main job on the embedded defaults (today's partitions).
+demo: setup
+	$(VENV)/bin/unwritten demo
+
+## Set up, then run the whole test suite.
+test: setup
+	$(PY) -m pytest
+
+test-fast:
+	$(PY) -m pytest -m "not slow"
+
+## Is the configured LLM backend reachable, are its models there?
+check:
+	$(VENV)/bin/unwritten check
+
+## The Dagster UI on http://127.0.0.1:3000 over the persistent instance.
+ui:
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## Generation benchmark: llm_batches code path vs direct backend calls.
+bench:
+	$(PY) scripts/bench_generation.py
+
+clean:
+	rm -rf $(VENV) .dagster_home .pytest_cache

@@ -1,0 +1,105 @@
+"""The project's commands: `unwritten check`, `unwritten demo`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from unwritten_pipeline.lib.llm.base import LLMError
+from unwritten_pipeline.resources.storage import PROJECT_ROOT
+
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME (default: .dagster_home in the checkout) with the project's dagster.yaml."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME))).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Is the configured backend reachable and are the profile's models there?"""
+    from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+    from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+    from unwritten_pipeline.resources.llm import LLMResource
+    from unwritten_pipeline.resources.storage import ArtifactStore
+
+    llm, store = LLMResource.from_env(), ArtifactStore.from_env()
+    try:
+        profile = llm.load_profile()
+        for data_type in DATA_TYPES:
+            load_seed_examples(store.seed_examples_dir, data_type)
+        backend = llm.open_backend(store.model_cache_dir)
+    except ValueError as exc:
+        print(f"FAIL  configuration: {exc}")
+        return 1
+    print(f"profile {profile.name}: backend {llm.backend_name()} at {backend.endpoint}")
+    try:
+        backend.check(profile.models())
+    except LLMError as exc:
+        print(f"FAIL  {exc}")
+        return 1
+    finally:
+        backend.close()
+    for model in profile.models():
+        print(f"OK    {model} is available")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Materialize today's llm_batches partitions for every data type into the persistent instance."""
+    home = ensure_dagster_home()
+    import dagster as dg
+
+    from unwritten_pipeline.defs.generation.partitions import partition_key
+    from unwritten_pipeline.definitions import defs
+    from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+    from unwritten_pipeline.resources.storage import ArtifactStore
+
+    date = args.date or datetime.now(UTC).strftime("%Y-%m-%d")
+    types = args.data_type or list(DATA_TYPES)
+    job = defs.resolve_job_def("generation_job")
+    run_config = {"ops": {"llm_batches": {"config": {"sample_count": args.count}}}} if args.count else {}
+    failures = 0
+    with dg.DagsterInstance.get() as instance:
+        for data_type in types:
+            print(f"== llm_batches {data_type} {date}", flush=True)
+            result = job.execute_in_process(
+                partition_key=partition_key(date, data_type),
+                run_config=run_config,
+                instance=instance,
+                raise_on_error=False,
+            )
+            failures += not result.success
+            print(f"   run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+    data_root = ArtifactStore.from_env().root
+    print(
+        f"\nBatch files: {data_root / 'llm_batches'}/<data_type>/{date}/\n"
+        f"Dagster instance (runs, materializations): {home}\n"
+        "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets → llm_batches)"
+    )
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="verify the configured LLM backend and its models").set_defaults(func=cmd_check)
+    demo = sub.add_parser("demo", help="run the main job on the configured profile (default: embedded demo)")
+    demo.add_argument("--count", type=int, default=None, help="samples per data type (default: the profile's)")
+    demo.add_argument("--date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)")
+    demo.add_argument("--data-type", action="append", help="only this data type (repeatable)")
+    demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""The unwritten_pipeline code location: every stage's definitions plus env-configured resources."""
+
+import dagster as dg
+
+from unwritten_pipeline.defs.generation.definitions import generation_defs
+from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.storage import ArtifactStore
+
+
+def build_defs() -> dg.Definitions:
+    llm = LLMResource.from_env()
+    return dg.Definitions.merge(
+        generation_defs(llm),
+        dg.Definitions(resources={"llm": llm, "store": ArtifactStore.from_env()}),
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,11 @@
+import dagster as dg
+
+from unwritten_pipeline.defs.generation.assets import llm_batches
+from unwritten_pipeline.defs.generation.jobs import build_generation_job
+from unwritten_pipeline.defs.generation.schedules import build_nightly_schedule
+from unwritten_pipeline.resources.llm import LLMResource
+
+
+def generation_defs(llm: LLMResource) -> dg.Definitions:
+    job = build_generation_job(llm)
+    return dg.Definitions(assets=[llm_batches], jobs=[job], schedules=[build_nightly_schedule(job)])

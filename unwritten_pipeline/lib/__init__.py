@@ -1,0 +1,1 @@
+"""Plain-Python domain logic. Nothing under lib/ imports dagster."""

@@ -1,0 +1,1 @@
+"""Synthetic training-data generation: schemas, prompts, profiles and the batch runner."""

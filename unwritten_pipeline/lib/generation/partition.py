@@ -1,0 +1,72 @@
+"""One call that generates a partition: load examples, preflight the backend, run, summarise."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from unwritten_pipeline.lib.generation.batches import finished_batches, partition_dir
+from unwritten_pipeline.lib.generation.profiles import TypeSettings
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+from unwritten_pipeline.lib.generation.runner import GenerationReport, PartitionGenerator, RunOptions
+from unwritten_pipeline.lib.llm.base import LLMBackend
+from unwritten_pipeline.lib.storage.files import sha256_file
+
+
+def generate_partition(
+    backend: LLMBackend,
+    *,
+    data_root: Path,
+    seed_examples_dir: Path,
+    data_type: str,
+    date: str,
+    settings: TypeSettings,
+    target_samples: int | None = None,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = print,
+) -> GenerationReport:
+    """Generate (or resume) the batch files of one date × data_type partition.
+
+    Raises LLMUnavailableError / ModelNotAvailableError before any call when the
+    backend cannot serve `settings.model`.
+    """
+    examples = load_seed_examples(seed_examples_dir, data_type)
+    backend.check([settings.model])
+    generator = PartitionGenerator(
+        backend,
+        data_type=data_type,
+        date=date,
+        settings=settings,
+        target_samples=settings.daily_target if target_samples is None else target_samples,
+        out_dir=partition_dir(data_root, data_type, date),
+        examples=examples,
+        options=options,
+        log=log,
+    )
+    return generator.run()
+
+
+def partition_content_version(directory: Path) -> str:
+    """Hash of the batch files' contents: equal for equal data, whatever the mtimes."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("batch_*.json")):
+        digest.update(path.name.encode())
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()[:24]
+
+
+def preview_samples(directory: Path, limit: int = 5) -> list[dict[str, Any]]:
+    samples: list[dict[str, Any]] = []
+    for batch in finished_batches(directory).values():
+        samples.extend(batch.samples)
+        if len(samples) >= limit:
+            break
+    return samples[:limit]
+
+
+def with_overrides(settings: TypeSettings, **values: Any) -> TypeSettings:
+    """Per-run overrides: None means 'keep the profile value'."""
+    return replace(settings, **{k: v for k, v in values.items() if v is not None})

@@ -1,0 +1,287 @@
+"""Generate one partition (one date × one data type) as numbered batch files.
+
+Each batch is filled by calls of `samples_per_call`; transient errors and
+outputs that fail the schema are retried with exponential backoff. A batch
+that still has no valid sample after its retries is counted as failed, and the
+partition fails only once failed batches exceed `max_failure_ratio`. Finished
+batch files are written atomically and never rewritten, so a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from unwritten_pipeline.lib.generation.batches import append_schema_failure, finished_batches, write_batch
+from unwritten_pipeline.lib.generation.profiles import TypeSettings
+from unwritten_pipeline.lib.generation.prompts import build_messages
+from unwritten_pipeline.lib.generation.schemas import response_schema, sample_model
+from unwritten_pipeline.lib.llm.base import ChatRequest, InvalidOutputError, LLMBackend, TransientLLMError
+
+
+class GenerationFailedError(RuntimeError):
+    """Too many batches failed; the batches that did finish are on disk."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    parallel_requests: int = 1
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    max_failure_ratio: float = 0.2
+
+    def backoff(self, retry: int) -> float:
+        return min(self.backoff_max_s, self.backoff_base_s * 2 ** (retry - 1))
+
+
+@dataclass
+class GenerationReport:
+    data_type: str
+    date: str
+    backend: str
+    model: str
+    endpoint: str
+    target_samples: int
+    planned_batches: int
+    resumed_batches: int = 0
+    resumed_samples: int = 0
+    written_batches: int = 0
+    short_batches: int = 0
+    failed_batches: int = 0
+    samples_written: int = 0
+    calls: int = 0
+    retries: int = 0
+    transient_errors: int = 0
+    invalid_outputs: int = 0
+    schema_invalid_samples: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    written_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def samples_total(self) -> int:
+        return self.resumed_samples + self.samples_written
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.llm_seconds if self.llm_seconds else 0.0
+
+    @property
+    def samples_per_min(self) -> float:
+        return 60.0 * self.samples_written / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def schema_pass_rate(self) -> float:
+        """Share of answered calls whose output parsed and held at least one valid sample."""
+        answered = self.calls - self.transient_errors
+        return (answered - self.invalid_outputs) / answered if answered else 0.0
+
+
+def call_seed(date: str, data_type: str, batch_number: int, attempt: int) -> int:
+    """Reproducible per call, different per retry."""
+    key = f"{date}|{data_type}|{batch_number}|{attempt}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+class PartitionGenerator:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        *,
+        data_type: str,
+        date: str,
+        settings: TypeSettings,
+        target_samples: int,
+        out_dir: Path,
+        examples: list[dict[str, Any]],
+        options: RunOptions = RunOptions(),
+        log: Callable[[str], None] = print,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.backend = backend
+        self.data_type = data_type
+        self.date = date
+        self.settings = settings
+        self.out_dir = out_dir
+        self.examples = examples
+        self.options = options
+        self.log = log
+        self.sleep = sleep
+        self.model = sample_model(data_type)
+        self.batch_sizes = _batch_sizes(target_samples, settings.samples_per_call)
+        self.report = GenerationReport(
+            data_type=data_type, date=date, backend=backend.name, model=settings.model,
+            endpoint=backend.endpoint, target_samples=target_samples, planned_batches=len(self.batch_sizes),
+        )
+        self._lock = threading.Lock()
+        self._abort = threading.Event()
+        self._allowed_failures = 0.0
+        self._started = 0.0
+
+    def run(self) -> GenerationReport:
+        self._started = time.perf_counter()
+        done = finished_batches(self.out_dir)
+        self.report.resumed_batches = sum(1 for n in done if n in self.batch_sizes)
+        self.report.resumed_samples = sum(len(b.samples) for n, b in done.items() if n in self.batch_sizes)
+        missing = [n for n in self.batch_sizes if n not in done]
+        if done:
+            self.log(
+                f"{self._label()}: resuming, {self.report.resumed_batches} finished batch file(s) kept, "
+                f"{len(missing)} to generate"
+            )
+        if missing:
+            self._generate(missing)
+        self.report.wall_seconds = time.perf_counter() - self._started
+        return self.report
+
+    def _generate(self, missing: list[int]) -> None:
+        self._allowed_failures = self.options.max_failure_ratio * len(missing)
+        workers = max(1, self.options.parallel_requests)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
+            futures = [pool.submit(self._generate_batch, n) for n in missing]
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    self._abort.set()  # fatal backend error: start no further batch
+                    raise future.exception()
+        if self._abort.is_set():
+            raise GenerationFailedError(
+                f"{self._label()}: {self.report.failed_batches} of {len(missing)} batches failed "
+                f"after {self.options.max_retries} retries each, above max_failure_ratio="
+                f"{self.options.max_failure_ratio}; {self.report.written_batches} finished batch "
+                f"file(s) are kept in {self.out_dir}"
+            )
+
+    def _generate_batch(self, batch_number: int) -> None:
+        if self._abort.is_set():
+            return
+        size = self.batch_sizes[batch_number]
+        samples: list[dict[str, Any]] = []
+        usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "duration_s": 0.0}
+        attempt = 0
+        while len(samples) < size and attempt <= self.options.max_retries:
+            if attempt:
+                self._count(retries=1)
+                self.sleep(self.options.backoff(attempt))
+            seed = call_seed(self.date, self.data_type, batch_number, attempt)
+            attempt += 1
+            samples.extend(self._call(batch_number, size - len(samples), seed, usage))
+        if not samples:
+            self._count(failed_batches=1)
+            self.log(f"{self._label()}: batch {batch_number} failed after {attempt} call(s); "
+                     "a re-run of the partition will try it again")
+            if self.report.failed_batches > self._allowed_failures:
+                self._abort.set()
+            return
+        generator = {
+            "backend": self.backend.name, "model": self.settings.model, "endpoint": self.backend.endpoint,
+            "temperature": self.settings.temperature, "top_p": self.settings.top_p, "top_k": self.settings.top_k,
+            "first_seed": call_seed(self.date, self.data_type, batch_number, 0), **usage,
+        }
+        path = write_batch(
+            self.out_dir, data_type=self.data_type, date=self.date, batch_number=batch_number,
+            samples=samples, generator=generator, timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self._count(written_batches=1, samples_written=len(samples), short_batches=int(len(samples) < size))
+        with self._lock:
+            self.report.written_paths.append(path)
+        self._log_progress()
+
+    def _call(self, batch_number: int, wanted: int, seed: int, usage: dict[str, Any]) -> list[dict[str, Any]]:
+        request = ChatRequest(
+            model=self.settings.model,
+            messages=build_messages(self.data_type, wanted, self.examples, batch_number=batch_number),
+            schema=response_schema(self.data_type, wanted),
+            temperature=self.settings.temperature,
+            top_p=self.settings.top_p,
+            top_k=self.settings.top_k,
+            seed=seed,
+            max_tokens=wanted * self.settings.max_tokens_per_sample + 64,
+        )
+        self._count(calls=1)
+        usage["calls"] += 1
+        try:
+            result = self.backend.chat(request)
+        except TransientLLMError as exc:
+            self._count(transient_errors=1)
+            self.log(f"{self._label()}: batch {batch_number}: {exc}; retrying")
+            return []
+        except InvalidOutputError as exc:
+            self._count(invalid_outputs=1)
+            self._keep_failure(batch_number, seed, str(exc), None)
+            self.log(f"{self._label()}: batch {batch_number}: {exc}; retrying")
+            return []
+        self._count(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                    llm_seconds=result.duration_s)
+        usage["prompt_tokens"] += result.prompt_tokens
+        usage["completion_tokens"] += result.completion_tokens
+        usage["duration_s"] = round(usage["duration_s"] + result.duration_s, 3)
+        valid = self._valid_samples(batch_number, seed, result.data)
+        if not valid:
+            self._count(invalid_outputs=1)
+        return valid[:wanted]
+
+    def _valid_samples(self, batch_number: int, seed: int, data: dict[str, Any]) -> list[dict[str, Any]]:
+        raw = data.get("samples")
+        if not isinstance(raw, list):
+            self._keep_failure(batch_number, seed, "answer has no 'samples' array", data)
+            return []
+        valid = []
+        for item in raw:
+            try:
+                valid.append(self.model.model_validate(item).model_dump(mode="json"))
+            except ValidationError as exc:
+                self._count(schema_invalid_samples=1)
+                self._keep_failure(batch_number, seed, _short_errors(exc), item)
+        return valid
+
+    def _keep_failure(self, batch_number: int, seed: int, error: str, output: Any) -> None:
+        record = {"batch_number": batch_number, "seed": seed, "error": error, "output": output,
+                  "timestamp": datetime.now(UTC).isoformat(timespec="seconds")}
+        with self._lock:
+            append_schema_failure(self.out_dir, record)
+
+    def _count(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self.report, name, getattr(self.report, name) + delta)
+
+    def _log_progress(self) -> None:
+        with self._lock:
+            report = self.report
+            elapsed = time.perf_counter() - self._started
+            rate = 60.0 * report.samples_written / elapsed if elapsed else 0.0
+            remaining = max(0, report.target_samples - report.samples_total)
+            eta = f"{60.0 * remaining / rate:.0f}s" if rate else "unknown"
+            self.log(
+                f"{self._label()}: {report.samples_total}/{report.target_samples} samples "
+                f"({report.written_batches + report.resumed_batches}/{report.planned_batches} batches), "
+                f"{rate:.1f} samples/min, ETA {eta}"
+            )
+
+    def _label(self) -> str:
+        return f"{self.data_type} {self.date}"
+
+
+def _batch_sizes(target: int, per_call: int) -> dict[int, int]:
+    """Batch number (1-based) → samples wanted in it."""
+    count = math.ceil(target / per_call) if target > 0 else 0
+    return {n: min(per_call, target - (n - 1) * per_call) for n in range(1, count + 1)}
+
+
+def _short_errors(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)
+

@@ -1,0 +1,23 @@
+"""LLM backends: Ollama /api/chat, OpenAI-compatible /v1/chat/completions, embedded llama.cpp."""
+
+from unwritten_pipeline.lib.llm.base import (
+    ChatRequest,
+    ChatResult,
+    InvalidOutputError,
+    LLMBackend,
+    LLMError,
+    LLMUnavailableError,
+    ModelNotAvailableError,
+    TransientLLMError,
+)
+
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "InvalidOutputError",
+    "LLMBackend",
+    "LLMError",
+    "LLMUnavailableError",
+    "ModelNotAvailableError",
+    "TransientLLMError",
+]

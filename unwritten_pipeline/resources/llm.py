@@ -1,0 +1,108 @@
+"""LLM client resource: one class, three real backends, configured from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from unwritten_pipeline.lib.generation.profiles import EMBEDDED_DEFAULT_MODEL, Profile, load_profile
+from unwritten_pipeline.lib.generation.runner import RunOptions
+from unwritten_pipeline.lib.llm.base import LLMBackend, redact_url
+from unwritten_pipeline.lib.llm.embedded import EmbeddedBackend
+from unwritten_pipeline.lib.llm.http_backends import OllamaBackend, OpenAICompatBackend
+
+BACKENDS = ("embedded", "ollama", "openai")
+DEFAULT_URLS = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8000/v1"}
+LLM_SERVER_TAG = "unwritten/llm_server"
+
+
+class LLMResource(dg.ConfigurableResource):
+    """Which LLM answers, where, and how hard to retry.
+
+    `backend` empty means "the profile's backend" (demo: embedded, production: ollama).
+    """
+
+    profile: str = Field(default="demo", description="demo | production (UNWRITTEN_PROFILE)")
+    profile_overrides_file: str | None = Field(
+        default=None, description="JSON overrides of the profile (UNWRITTEN_GENERATION_CONFIG)"
+    )
+    backend: str | None = Field(default=None, description="embedded | ollama | openai (UNWRITTEN_LLM_BACKEND)")
+    base_url: str | None = Field(default=None, description="server URL for ollama/openai (UNWRITTEN_LLM_URL)")
+    api_key: str | None = Field(default=None, description="bearer token for openai servers (UNWRITTEN_LLM_API_KEY)")
+    embedded_model: str = Field(
+        default=EMBEDDED_DEFAULT_MODEL, description="packaged GGUF name or .gguf path (UNWRITTEN_EMBEDDED_MODEL)"
+    )
+    n_threads: int = Field(default=1, description="llama.cpp threads; 1 stays fast when the other core is busy")
+    n_ctx: int = 4096
+    timeout_s: float = 300.0
+    parallel_requests: int = Field(default=1, description="concurrent calls to the server (embedded: always 1)")
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    max_failure_ratio: float = 0.2
+
+    def load_profile(self) -> Profile:
+        overrides = Path(self.profile_overrides_file) if self.profile_overrides_file else None
+        return load_profile(self.profile, overrides, embedded_model=self.embedded_model)
+
+    def backend_name(self) -> str:
+        name = self.backend or self.load_profile().backend
+        if name not in BACKENDS:
+            raise ValueError(f"UNWRITTEN_LLM_BACKEND={name!r} is not a backend; use one of {', '.join(BACKENDS)}")
+        return name
+
+    def server_key(self) -> str:
+        """Identifies one LLM server; runs with the same key are queued one at a time."""
+        name = self.backend_name()
+        if name == "embedded":
+            return "embedded"
+        return f"{name}:{redact_url(self.base_url or DEFAULT_URLS[name])}"
+
+    def open_backend(self, cache_dir: Path) -> LLMBackend:
+        name = self.backend_name()
+        if name == "embedded":
+            return EmbeddedBackend(cache_dir=cache_dir, n_threads=self.n_threads, n_ctx=self.n_ctx)
+        url = self.base_url or DEFAULT_URLS[name]
+        if name == "ollama":
+            return OllamaBackend(url, timeout_s=self.timeout_s)
+        return OpenAICompatBackend(url, api_key=self.api_key, timeout_s=self.timeout_s)
+
+    def run_options(self) -> RunOptions:
+        parallel = 1 if self.backend_name() == "embedded" else self.parallel_requests
+        return RunOptions(
+            parallel_requests=parallel,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            max_failure_ratio=self.max_failure_ratio,
+        )
+
+    @classmethod
+    def from_env(cls) -> LLMResource:
+        env = os.environ
+        optional = {
+            "profile_overrides_file": env.get("UNWRITTEN_GENERATION_CONFIG"),
+            "backend": env.get("UNWRITTEN_LLM_BACKEND"),
+            "base_url": env.get("UNWRITTEN_LLM_URL"),
+            # EnvVar: the UI and the run config show the variable's name, never its value.
+            "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY") if env.get("UNWRITTEN_LLM_API_KEY") else None,
+        }
+        numeric = {
+            "n_threads": ("UNWRITTEN_LLM_THREADS", int),
+            "parallel_requests": ("UNWRITTEN_LLM_PARALLEL", int),
+            "max_retries": ("UNWRITTEN_LLM_MAX_RETRIES", int),
+            "timeout_s": ("UNWRITTEN_LLM_TIMEOUT_S", float),
+            "max_failure_ratio": ("UNWRITTEN_LLM_MAX_FAILURE_RATIO", float),
+        }
+        for field_name, (var, kind) in numeric.items():
+            if env.get(var):
+                try:
+                    optional[field_name] = kind(env[var])
+                except ValueError:
+                    raise ValueError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from None
+        return cls(
+            profile=env.get("UNWRITTEN_PROFILE", "demo"),
+            embedded_model=env.get("UNWRITTEN_EMBEDDED_MODEL", EMBEDDED_DEFAULT_MODEL),
+            **{k: v for k, v in optional.items() if v is not None},
+        )

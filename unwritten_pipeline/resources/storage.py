@@ -1,0 +1,36 @@
+"""Where artifacts live: the data root (UNWRITTEN_DATA_ROOT, default ./data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ArtifactStore(dg.ConfigurableResource):
+    data_root: str = Field(default=str(PROJECT_ROOT / "data"), description="UNWRITTEN_DATA_ROOT")
+    inputs_dir: str = Field(
+        default=str(PROJECT_ROOT / "data"),
+        description="versioned inputs shipped with the project (seed examples, tokens)",
+    )
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_root)
+
+    @property
+    def seed_examples_dir(self) -> Path:
+        return Path(self.inputs_dir) / "seed_examples"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.root / "models"
+
+    @classmethod
+    def from_env(cls) -> ArtifactStore:
+        root = os.environ.get("UNWRITTEN_DATA_ROOT")
+        return cls(data_root=root) if root else cls()

@@ -1,0 +1,77 @@
+"""The code location loads: assets, partitions, job, schedule, resources, instance config."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from unwritten_pipeline.definitions import build_defs
+from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.resources.llm import LLM_SERVER_TAG, LLMResource
+from unwritten_pipeline.resources.storage import PROJECT_ROOT
+
+
+def test_definitions_load_with_assets_job_schedule_and_resources():
+    defs = build_defs()
+    defs.validate_loadable(defs)  # raises on any wiring error
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("llm_batches") in graph.get_all_asset_keys()
+
+    asset = defs.resolve_assets_def("llm_batches")
+    partitions = asset.partitions_def
+    assert isinstance(partitions, dg.MultiPartitionsDefinition)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    keys = partitions.get_partition_keys()
+    assert f"sentiment|{today}" in keys
+    days = {k.keys_by_dimension["date"] for k in keys}
+    assert len(keys) == 7 * len(days)
+    assert asset.descriptions_by_key[dg.AssetKey("llm_batches")].startswith("Synthetic training samples")
+
+    job = defs.resolve_job_def("generation_job")
+    assert job.tags[LLM_SERVER_TAG] == "embedded"
+    assert defs.resolve_schedule_def("nightly_generation").cron_schedule == "0 2 * * *"
+    assert set(defs.resources) == {"llm", "store"}
+
+
+def test_nightly_schedule_requests_today_for_every_data_type():
+    defs = build_defs()
+    schedule = defs.resolve_schedule_def("nightly_generation")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 22, 2, 0, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert sorted(r.partition_key for r in requests) == sorted(f"{t}|2026-11-22" for t in DATA_TYPES)
+    assert len({r.run_key for r in requests}) == 7
+
+
+def test_server_tag_names_the_backend_and_url_without_credentials():
+    llm = LLMResource(profile="production", base_url="http://user:pw@gpu-box:11434")
+    assert llm.server_key() == "ollama:http://gpu-box:11434"
+
+
+def test_env_configures_the_resources(monkeypatch):
+    monkeypatch.setenv("UNWRITTEN_PROFILE", "production")
+    monkeypatch.setenv("UNWRITTEN_LLM_BACKEND", "openai")
+    monkeypatch.setenv("UNWRITTEN_LLM_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("UNWRITTEN_LLM_API_KEY", "sk-live-secret")
+    monkeypatch.setenv("UNWRITTEN_LLM_PARALLEL", "4")
+    defs = build_defs()
+    llm = defs.resources["llm"]
+    assert (llm.backend_name(), llm.parallel_requests) == ("openai", 4)
+    assert defs.resolve_job_def("generation_job").tags[LLM_SERVER_TAG] == "openai:http://127.0.0.1:8000/v1"
+    # the key reaches the resource through EnvVar; the run config shows the variable name only
+    assert isinstance(llm.api_key, dg.EnvVar)
+
+
+def test_dagster_yaml_limits_one_run_per_llm_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        coordinator = instance.run_coordinator
+        limits = coordinator.get_run_queue_config().tag_concurrency_limits
+        assert {"key": LLM_SERVER_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert str(tmp_path) in instance.run_storage._conn_string

@@ -1,0 +1,143 @@
+"""Generating partitions against the loopback server: retries, counts, resume, failure ratio."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import replace
+
+import pytest
+
+from unwritten_pipeline.lib.generation.batches import BatchFileError, partition_dir
+from unwritten_pipeline.lib.generation.partition import generate_partition
+from unwritten_pipeline.lib.generation.profiles import production_profile
+from unwritten_pipeline.lib.generation.runner import GenerationFailedError, RunOptions
+from unwritten_pipeline.lib.generation.schemas import MASTER_TRUTHS_VERSION, sample_model
+from unwritten_pipeline.lib.llm import LLMUnavailableError
+from unwritten_pipeline.lib.llm.http_backends import OllamaBackend
+
+DATE = "2026-11-22"
+FAST = RunOptions(max_retries=3, backoff_base_s=0.0)
+
+
+def _generate(server, tmp_path, seed_dir, *, data_type="sentiment", count=5, per_call=2, options=FAST, timeout=5.0):
+    settings = replace(production_profile().types[data_type], samples_per_call=per_call)
+    return generate_partition(
+        OllamaBackend(server.url, timeout_s=timeout),
+        data_root=tmp_path, seed_examples_dir=seed_dir, data_type=data_type, date=DATE,
+        settings=settings, target_samples=count, options=options, log=lambda _: None,
+    )
+
+
+def _batch_files(tmp_path, data_type="sentiment"):
+    return sorted(partition_dir(tmp_path, data_type, DATE).glob("batch_*.json"))
+
+
+def test_partition_is_written_as_seed_format_batch_files(fake_server, tmp_path, seed_dir):
+    report = _generate(fake_server, tmp_path, seed_dir, data_type="emotional_authenticity", count=5, per_call=2)
+
+    files = _batch_files(tmp_path, "emotional_authenticity")
+    assert [f.name for f in files] == ["batch_0001.json", "batch_0002.json", "batch_0003.json"]
+    payloads = [json.loads(f.read_text()) for f in files]
+    assert [p["sample_count"] for p in payloads] == [2, 2, 1]
+    for number, payload in enumerate(payloads, start=1):
+        assert payload["master_truths_version"] == MASTER_TRUTHS_VERSION
+        assert payload["data_type"] == "emotional_authenticity"
+        assert payload["batch_number"] == number
+        assert payload["timestamp"].startswith("20")
+        assert payload["generator"]["backend"] == "ollama"
+        assert payload["generator"]["model"] == "qwen3:30b-a3b"
+        for sample in payload["samples"]:
+            sample_model("emotional_authenticity").model_validate(sample)
+    assert (report.samples_total, report.calls, report.retries) == (5, 3, 0)
+    assert report.completion_tokens == 3 * 123
+    # the last call asks for one sample only
+    last = fake_server.chat_requests("/api/chat")[-1]["body"]
+    assert last["format"]["properties"]["samples"]["maxItems"] == 1
+
+
+def test_faults_are_retried_counted_and_kept(fake_server, tmp_path, seed_dir):
+    fake_server.faults.extend(["timeout", "http500", "truncated", "schema_invalid"])
+    options = RunOptions(max_retries=5, backoff_base_s=0.0)
+    report = _generate(fake_server, tmp_path, seed_dir, count=4, per_call=2, timeout=0.5, options=options)
+
+    assert report.samples_total == 4 and report.failed_batches == 0
+    assert report.calls == 6 and report.retries == 4
+    assert report.transient_errors == 2
+    assert report.invalid_outputs == 2
+    assert report.schema_invalid_samples == 2  # schema_invalid answered two bad samples
+    failures = (partition_dir(tmp_path, "sentiment", DATE) / "schema_failures.jsonl").read_text().splitlines()
+    errors = [json.loads(line)["error"] for line in failures]
+    assert any("not valid JSON" in e for e in errors)
+    assert sum("Extra inputs are not permitted" in e or "Field required" in e for e in errors) == 2
+    assert report.schema_pass_rate == pytest.approx(2 / 4)
+
+
+def test_rerun_resumes_without_rewriting_finished_batches(fake_server, tmp_path, seed_dir):
+    _generate(fake_server, tmp_path, seed_dir, count=6, per_call=2)
+    files = _batch_files(tmp_path)
+    before = {f.name: (f.stat().st_mtime_ns, f.stat().st_ino, f.read_bytes()) for f in files}
+    files[1].unlink()  # a batch that "never finished"
+    calls_before = len(fake_server.chat_requests("/api/chat"))
+
+    report = _generate(fake_server, tmp_path, seed_dir, count=6, per_call=2)
+
+    assert len(fake_server.chat_requests("/api/chat")) - calls_before == 1
+    assert (report.resumed_batches, report.written_batches, report.samples_total) == (2, 1, 6)
+    for f in _batch_files(tmp_path):
+        if f.name != "batch_0002.json":
+            assert (f.stat().st_mtime_ns, f.stat().st_ino, f.read_bytes()) == before[f.name]
+
+
+def test_failure_ratio_exceeded_fails_but_keeps_finished_batches(fake_server, tmp_path, seed_dir):
+    # batch 1 succeeds, then every call of batch 2 (1 + 3 retries) hits a 500.
+    fake_server.faults.extend([None, "http500", "http500", "http500", "http500"])
+    with pytest.raises(GenerationFailedError, match="1 of 3 batches failed.*1 finished batch file"):
+        _generate(fake_server, tmp_path, seed_dir, count=6, per_call=2)
+
+    files = _batch_files(tmp_path)
+    assert [f.name for f in files] == ["batch_0001.json"]
+    assert json.loads(files[0].read_text())["sample_count"] == 2
+
+
+def test_failures_under_the_ratio_are_counted_not_fatal(fake_server, tmp_path, seed_dir):
+    fake_server.faults.extend(["http500"] * 4)  # batch 1 fails, batches 2-3 succeed
+    options = RunOptions(max_retries=3, backoff_base_s=0.0, max_failure_ratio=0.5)
+    report = _generate(fake_server, tmp_path, seed_dir, count=6, per_call=2, options=options)
+
+    assert (report.failed_batches, report.written_batches, report.samples_total) == (1, 2, 4)
+    assert [f.name for f in _batch_files(tmp_path)] == ["batch_0002.json", "batch_0003.json"]
+
+
+def test_unreachable_server_fails_at_once_without_files(tmp_path, seed_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    backend = OllamaBackend(url)
+    with pytest.raises(LLMUnavailableError, match=f"ollama server at {url} is unreachable"):
+        generate_partition(
+            backend, data_root=tmp_path, seed_examples_dir=seed_dir, data_type="sentiment", date=DATE,
+            settings=production_profile().types["sentiment"], target_samples=4, log=lambda _: None,
+        )
+    assert not (tmp_path / "llm_batches").exists()
+
+
+def test_parallel_requests_overlap(tmp_path, seed_dir):
+    from unwritten_pipeline_tests.conftest import SeedSampleFactory
+    from unwritten_pipeline_tests.fake_llm_server import FakeLLMServer
+
+    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+        options = RunOptions(parallel_requests=3, backoff_base_s=0.0)
+        report = _generate(server, tmp_path, seed_dir, count=6, per_call=1, options=options)
+    assert server.max_in_flight >= 2
+    assert report.samples_total == 6 and len(_batch_files(tmp_path)) == 6
+
+
+def test_unreadable_batch_file_is_named_and_left_alone(fake_server, tmp_path, seed_dir):
+    directory = partition_dir(tmp_path, "sentiment", DATE)
+    directory.mkdir(parents=True)
+    broken = directory / "batch_0001.json"
+    broken.write_text('{"samples": [')
+    with pytest.raises(BatchFileError, match=r"batch_0001\.json: not valid JSON"):
+        _generate(fake_server, tmp_path, seed_dir, count=2, per_call=2)
+    assert broken.read_text() == '{"samples": ['
