@@ -84,6 +84,7 @@ def main() -> None:
     backend = llm.open_backend(store.model_cache_dir)
     backend.check([settings.model])  # model load is not part of either measurement
     examples = load_seed_examples(store.seed_examples_dir, args.data_type)
+    direct_loop(backend, settings, args.data_type, 1, examples, 0)  # warm-up: first inference is slower
 
     with tempfile.TemporaryDirectory() as tmp:
         report = generate_partition(

@@ -54,7 +54,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Materialize today's llm_batches partitions for every data type into the persistent instance."""
+    """Run the pipeline on the configured profile into the persistent instance:
+    today's llm_batches and validated_samples for every data type, then training_splits."""
     home = ensure_dagster_home()
     import dagster as dg
 
@@ -65,27 +66,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     date = args.date or datetime.now(UTC).strftime("%Y-%m-%d")
     types = args.data_type or list(DATA_TYPES)
-    job = defs.resolve_job_def("generation_job")
-    run_config = {"ops": {"llm_batches": {"config": {"sample_count": args.count}}}} if args.count else {}
-    failures = 0
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    generation = dict(quiet)
+    if args.count:
+        generation["ops"] = {"llm_batches": {"config": {"sample_count": args.count}}}
+    steps = [("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False)]
+    failed: list[str] = []
     with dg.DagsterInstance.get() as instance:
-        for data_type in types:
-            print(f"== llm_batches {data_type} {date}", flush=True)
-            result = job.execute_in_process(
-                partition_key=partition_key(date, data_type),
-                run_config=run_config,
-                instance=instance,
-                raise_on_error=False,
-            )
-            failures += not result.success
-            print(f"   run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
-    data_root = ArtifactStore.from_env().root
+        for job_name, run_config, partitioned in steps:
+            job = defs.resolve_job_def(job_name)
+            for data_type in types if partitioned else [None]:
+                label = f"{job_name} {data_type} {date}" if partitioned else job_name
+                print(f"== {label}", flush=True)
+                result = job.execute_in_process(
+                    partition_key=partition_key(date, data_type) if partitioned else None,
+                    run_config=run_config, instance=instance, raise_on_error=False,
+                )
+                print(f"   run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+                if not result.success:
+                    failed.append(label)
+    root = ArtifactStore.from_env().root
+    print(_demo_summary(root, date, types))
     print(
-        f"\nBatch files: {data_root / 'llm_batches'}/<data_type>/{date}/\n"
-        f"Dagster instance (runs, materializations): {home}\n"
-        "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets → llm_batches)"
+        f"\nBatch files:       {root / 'llm_batches'}/<data_type>/{date}/\n"
+        f"Validated samples: {root / 'validated'}/<data_type>/{date}/ (accepted.jsonl, rejected.jsonl)\n"
+        f"Training splits:   {root / 'training_splits'}/\n"
+        f"Dagster instance:  {home}\n"
+        "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"
     )
-    return 1 if failures else 0
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _demo_summary(root: Path, date: str, types: list[str]) -> str:
+    import json
+
+    lines = ["", f"{'data_type':<24}{'accepted':>9}{'rejected':>9}{'pass rate':>11}  top reject reason"]
+    for data_type in types:
+        path = root / "validated" / data_type / date / "summary.json"
+        if not path.is_file():
+            lines.append(f"{data_type:<24}{'-':>9}{'-':>9}{'-':>11}")
+            continue
+        summary = json.loads(path.read_text())
+        top = next(iter(summary["rejects_by_reason"]), "-")
+        lines.append(f"{data_type:<24}{summary['accepted']:>9}{summary['rejected']:>9}"
+                     f"{100 * summary['pass_rate']:>10.0f}%  {top}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from unwritten_pipeline.defs.curation.definitions import curation_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
@@ -11,6 +12,7 @@ def build_defs() -> dg.Definitions:
     llm = LLMResource.from_env()
     return dg.Definitions.merge(
         generation_defs(llm),
+        curation_defs(),
         dg.Definitions(resources={"llm": llm, "store": ArtifactStore.from_env()}),
     )
 

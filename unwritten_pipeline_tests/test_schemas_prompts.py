@@ -9,7 +9,13 @@ from pydantic import ValidationError
 
 from unwritten_pipeline.lib.generation.profiles import apply_overrides, demo_profile, load_profile, production_profile
 from unwritten_pipeline.lib.generation.prompts import RULES, build_messages, load_seed_examples
-from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, response_schema, sample_model, sample_schema
+from unwritten_pipeline.lib.generation.schemas import (
+    DATA_TYPES,
+    generation_schema,
+    response_schema,
+    sample_model,
+    sample_schema,
+)
 
 REQUIRED = {
     "emotional_authenticity": {"context", "base_capacity", "capacity_factors", "effective_capacity", "situation",
@@ -37,7 +43,14 @@ def test_schema_is_self_contained_and_strict(data_type):
     envelope = response_schema(data_type, 7)
     assert envelope["required"] == ["samples"]
     assert envelope["properties"]["samples"]["maxItems"] == 7
-    assert envelope["properties"]["samples"]["items"] == schema
+    assert envelope["properties"]["samples"]["items"] == generation_schema(data_type)
+
+
+def test_legacy_tension_types_are_readable_but_never_requested(seed_dir):
+    sample = {**load_seed_examples(seed_dir, "tension_building")[0], "tension_type": "foreshadowing"}
+    sample_model("tension_building").model_validate(sample)
+    offered = response_schema("tension_building", 1)["properties"]["samples"]["items"]["properties"]["tension_type"]
+    assert offered["enum"] == ["mystery_hook", "partial_reveal", "contradiction", "stakes_escalation"]
 
 
 @pytest.mark.parametrize("data_type", DATA_TYPES)

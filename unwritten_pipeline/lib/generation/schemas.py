@@ -69,8 +69,15 @@ class DramaticIrony(_Sample):
     quality_score: Unit
 
 
+CURRENT_TENSION_TYPES = ("mystery_hook", "partial_reveal", "contradiction", "stakes_escalation")
+# Older batch files also hold these; they stay readable, new prompts never ask for them.
+LEGACY_TENSION_TYPES = ("information_debt", "foreshadowing")
+
+
 class TensionBuilding(_Sample):
-    tension_type: Literal["mystery_hook", "partial_reveal", "contradiction", "stakes_escalation"]
+    tension_type: Literal[
+        "mystery_hook", "partial_reveal", "contradiction", "stakes_escalation", "information_debt", "foreshadowing"
+    ]
     setup: LongText
     character_action: LongText
     tension_score: Unit
@@ -150,6 +157,14 @@ def sample_schema(data_type: str) -> dict[str, Any]:
     return _inline_refs(sample_model(data_type).model_json_schema())
 
 
+def generation_schema(data_type: str) -> dict[str, Any]:
+    """The sample schema new generations must follow (legacy enum values removed)."""
+    schema = sample_schema(data_type)
+    if data_type == DataType.TENSION_BUILDING:
+        schema["properties"]["tension_type"]["enum"] = list(CURRENT_TENSION_TYPES)
+    return schema
+
+
 def response_schema(data_type: str, max_samples: int) -> dict[str, Any]:
     """Schema of one LLM answer: {"samples": [1..max_samples samples]}."""
     return {
@@ -157,7 +172,7 @@ def response_schema(data_type: str, max_samples: int) -> dict[str, Any]:
         "properties": {
             "samples": {
                 "type": "array",
-                "items": sample_schema(data_type),
+                "items": generation_schema(data_type),
                 "minItems": 1,
                 "maxItems": max_samples,
             }

@@ -1,0 +1,1 @@
+"""Curation: validation rules, reason codes, duplicates, analysis and stable splits."""

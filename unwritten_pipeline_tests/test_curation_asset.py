@@ -1,0 +1,79 @@
+"""validated_samples and training_splits through Dagster on batch files the test writes."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from unwritten_pipeline.defs.curation.assets import training_splits, validated_samples
+from unwritten_pipeline.defs.generation.assets import llm_batches
+from unwritten_pipeline.defs.generation.partitions import partition_key
+from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
+
+
+def _resources(root):
+    return {"llm": LLMResource(profile="production"), "store": ArtifactStore(data_root=str(root))}
+
+
+def _validate(instance, root, data_type, date, **config):
+    return dg.materialize(
+        [llm_batches, validated_samples], selection=[validated_samples],
+        partition_key=partition_key(date, data_type), resources=_resources(root), instance=instance,
+        run_config={"ops": {"validated_samples": {"config": config}}} if config else None,
+    )
+
+
+def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    good = distinct_samples("emotional_authenticity", 8)
+    bad = dict(good[0], effective_capacity=9.9, context=good[0]["context"] + " Again.")
+    write_partition(tmp_path, "emotional_authenticity", "2026-11-21", [good[:4], good[4:] + [bad]])
+    write_partition(tmp_path, "sentiment", "2026-11-21", [distinct_samples("sentiment", 6)])
+
+    result = _validate(instance, tmp_path, "emotional_authenticity", "2026-11-21")
+    [materialization] = result.asset_materializations_for_node("validated_samples")
+    meta = materialization.metadata
+    assert (meta["accepted"].value, meta["rejected"].value) == (8, 1)
+    assert "capacity.effective_mismatch" in meta["rejects_by_reason"].value
+    assert "excellent" in meta["quality_distribution"].value
+    assert meta["analysis_plot"].value.startswith("![emotional_authenticity 2026-11-21](data:image/png;base64,")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["pass_rate"].passed  # 8/9 = 89%
+    assert not checks["capacity_violations"].passed  # 1/9 = 11% ≥ 5%
+    assert checks["capacity_violations"].severity == dg.AssetCheckSeverity.WARN
+    ea_version = materialization.tags["dagster/data_version"]
+
+    # a stricter threshold, set per run, turns the pass-rate check red
+    strict = _validate(instance, tmp_path, "emotional_authenticity", "2026-11-21", pass_rate_threshold=0.95)
+    assert not {c.check_name: c for c in strict.get_asset_check_evaluations()}["pass_rate"].passed
+
+    _validate(instance, tmp_path, "sentiment", "2026-11-21")
+    splits = dg.materialize([training_splits], resources=_resources(tmp_path), instance=instance)
+    [split_mat] = splits.asset_materializations_for_node("training_splits")
+    assert split_mat.metadata["samples"].value == 14
+    partitions = {p["partition_key"]: p for p in split_mat.metadata["upstream_partitions"].value}
+    assert set(partitions) == {"emotional_authenticity|2026-11-21", "sentiment|2026-11-21"}
+    assert partitions["emotional_authenticity|2026-11-21"]["data_version"] == ea_version
+    assert partitions["sentiment|2026-11-21"]["generators"][0]["model"] == "qwen3:8b"
+    lineage = json.loads((tmp_path / "training_splits" / "lineage.json").read_text())
+    assert lineage["data_version"] == split_mat.tags["dagster/data_version"]
+
+    again = dg.materialize([training_splits], resources=_resources(tmp_path), instance=instance)
+    [again_mat] = again.asset_materializations_for_node("training_splits")
+    assert again_mat.tags["dagster/data_version"] == split_mat.tags["dagster/data_version"]
+
+
+def test_empty_partition_materializes_and_the_check_says_so(tmp_path):
+    result = _validate(dg.DagsterInstance.ephemeral(), tmp_path, "sentiment", "2026-11-21")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["pass_rate"].passed
+    assert checks["pass_rate"].description == "the partition has no samples"
+
+
+def test_splits_without_validated_data_fail_clearly(tmp_path):
+    result = dg.materialize([training_splits], resources=_resources(tmp_path),
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert "materialize validated_samples first" in result.failure_data_for_node("training_splits").error.message

@@ -1,0 +1,191 @@
+"""Every Master Truths rule: samples that pass and samples that fail with the expected reason code."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from unwritten_pipeline.lib.curation.rules import ValidationRules, check_sample, effective_capacity
+from unwritten_pipeline.lib.generation.profiles import production_profile
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+
+RULES = ValidationRules(min_quality={t: s.min_quality for t, s in production_profile().types.items()})
+
+
+def seed(seed_dir, data_type, index=0):
+    return copy.deepcopy(load_seed_examples(seed_dir, data_type)[index])
+
+
+def codes(data_type, sample, rules=RULES):
+    return [v.code for v in check_sample(data_type, sample, rules)]
+
+
+@pytest.mark.parametrize("data_type", DATA_TYPES)
+def test_every_seed_example_passes_every_rule(data_type, seed_dir):
+    for sample in load_seed_examples(seed_dir, data_type):
+        assert codes(data_type, sample) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda s: s.pop("sentiment"), "schema.missing_field"),
+        (lambda s: s.update(sentiment="ecstatic"), "schema.invalid_enum"),
+        (lambda s: s.update(text=42), "schema.wrong_type"),
+        (lambda s: s.update(source="web"), "schema.extra_field"),
+    ],
+)
+def test_schema_violations_have_their_own_codes(seed_dir, mutate, code):
+    sample = seed(seed_dir, "sentiment")
+    mutate(sample)
+    assert codes("sentiment", sample) == [code]
+
+
+def test_ranges_and_non_objects(seed_dir):
+    sample = seed(seed_dir, "personality_traits")
+    sample["traits"]["openness"] = 1.2
+    assert codes("personality_traits", sample) == ["schema.out_of_range"]
+    assert codes("relationship_scoring", {**seed(seed_dir, "relationship_scoring"), "score": -0.2}) == [
+        "schema.out_of_range"
+    ]
+    assert codes("emotional_authenticity", {**seed(seed_dir, "emotional_authenticity"), "base_capacity": 10.5}) == [
+        "schema.out_of_range"
+    ]
+    assert codes("sentiment", ["not", "an", "object"]) == ["schema.not_an_object"]
+
+
+@pytest.mark.parametrize(
+    ("data_type", "field", "short", "long_enough"),
+    [
+        ("personality_traits", "text", "one two three four five six seven eight nine",
+         "one two three four five six seven eight nine ten"),
+        ("sentiment", "text", "Absolutely wonderful sunny afternoon", "Absolutely wonderful sunny afternoon today"),
+        ("relationship_scoring", "interaction", "They argued about the rent again tonight, loudly",
+         "They argued about the rent again tonight, loudly and at length"),
+    ],
+)
+def test_text_minimums_in_words(seed_dir, data_type, field, short, long_enough):
+    assert codes(data_type, {**seed(seed_dir, data_type), field: short}) == ["text.too_short"]
+    assert codes(data_type, {**seed(seed_dir, data_type), field: long_enough}) == []
+
+
+def test_quality_threshold_per_type_and_configurable(seed_dir):
+    sample = {**seed(seed_dir, "emotional_authenticity"), "quality_score": 0.69}
+    assert codes("emotional_authenticity", sample) == ["quality.below_threshold"]
+    assert codes("emotional_authenticity", {**sample, "quality_score": 0.7}) == []
+    lenient = ValidationRules(min_quality={"emotional_authenticity": 0.5})
+    assert codes("emotional_authenticity", sample, lenient) == []
+    # dramatic_irony's threshold is 0.5
+    assert codes("dramatic_irony", {**seed(seed_dir, "dramatic_irony"), "quality_score": 0.55}) == []
+
+
+def _capacity_sample(seed_dir, base, impacts, stated, needed, constraint):
+    sample = seed(seed_dir, "emotional_authenticity")
+    sample.update(
+        base_capacity=base,
+        capacity_factors=[{"factor": f"factor {i}", "impact": v} for i, v in enumerate(impacts)],
+        effective_capacity=stated,
+        support_level_needed=needed,
+        demonstrates_constraint=constraint,
+    )
+    return sample
+
+
+def test_effective_capacity_is_base_plus_impacts_clipped(seed_dir):
+    assert effective_capacity(9.0, [3.0]) == 10.0 and effective_capacity(1.0, [-2.5]) == 0.0
+    ok = "She is steady enough to stay with him through this."
+    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.5, 5.0, ok)) == []
+    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok)) == []
+    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 5.5, 5.0, ok)) == [
+        "capacity.effective_mismatch"
+    ]
+    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 9.0, [3.0], 10.0, 9.0, ok)) == []
+    tight = ValidationRules(min_quality=RULES.min_quality, capacity_tolerance=0.1)
+    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok), tight) == [
+        "capacity.effective_mismatch"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "violates"),
+    [
+        ("At 2.0 she can offer at most 4; she names her limit and steps back.", False),
+        ("She is exhausted and has nothing left tonight, so she only listens for a minute.", False),
+        ("She gives him her full support without any limits.", True),
+        ("She listens warmly and makes him tea.", True),
+        (" " * 10, True),  # blank reasoning (long enough for the schema)
+        ("She cannot give full support, so she offers a smaller kindness.", False),
+    ],
+)
+def test_x_plus_2_rule(seed_dir, constraint, violates):
+    over = _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 6.5, constraint)
+    assert codes("emotional_authenticity", over) == (["capacity.x_plus_2"] if violates else [])
+    within = _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 4.0, "She listens warmly and makes him tea.")
+    assert codes("emotional_authenticity", within) == []
+
+
+def _irony(seed_dir, capacity, response, impact, gap=0.8):
+    return {**seed(seed_dir, "dramatic_irony"), "character_capacity": capacity, "response_type": response,
+            "relationship_impact": impact, "knowledge_gap_score": gap}
+
+
+@pytest.mark.parametrize(
+    ("capacity", "response", "impact", "expected"),
+    [
+        (3.0, "tone_deaf", -1.0, []),
+        (3.9, "misguided", -0.3, ["capacity.irony_response_type"]),
+        (5.0, "misguided", -0.3, []),
+        (5.0, "tone_deaf", -1.0, ["capacity.irony_response_type"]),
+        (6.5, "growth", 0.5, []),
+        (6.5, "misguided", -0.3, []),
+        (7.0, "growth", 0.5, []),
+        (8.0, "misguided", -0.3, ["capacity.irony_response_type"]),
+        (8.0, "growth", 1.2, ["irony.impact_out_of_band"]),
+        (2.0, "tone_deaf", -0.2, ["irony.impact_out_of_band"]),
+    ],
+)
+def test_dramatic_irony_bands(seed_dir, capacity, response, impact, expected):
+    assert codes("dramatic_irony", _irony(seed_dir, capacity, response, impact)) == expected
+
+
+def test_dramatic_irony_needs_a_knowledge_gap(seed_dir):
+    assert codes("dramatic_irony", _irony(seed_dir, 8.0, "growth", 0.5, gap=0.6)) == []
+    assert codes("dramatic_irony", _irony(seed_dir, 8.0, "growth", 0.5, gap=0.5)) == ["irony.gap_below_threshold"]
+
+
+@pytest.mark.parametrize(
+    ("tension_type", "weeks", "ok"),
+    [
+        ("mystery_hook", 3, True), ("mystery_hook", 1, False), ("partial_reveal", 4, True),
+        ("partial_reveal", 5, False), ("contradiction", 6, True), ("contradiction", 3, False),
+        ("stakes_escalation", 0, True), ("stakes_escalation", 2, True), ("stakes_escalation", 3, False),
+        ("information_debt", 10, True),  # legacy type: readable, no timeline rule
+    ],
+)
+def test_tension_payoff_timelines(seed_dir, tension_type, weeks, ok):
+    sample = {**seed(seed_dir, "tension_building"), "tension_type": tension_type, "payoff_timeline_weeks": weeks}
+    assert codes("tension_building", sample) == ([] if ok else ["tension.payoff_timeline"])
+
+
+@pytest.mark.parametrize(
+    ("resonance_type", "weight", "ok"),
+    [
+        ("past_trauma_trigger", 0.95, True), ("past_trauma_trigger", 0.8, False),
+        ("same_emotion_different_context", 0.8, True), ("opposite_emotion_growth", 0.9, True),
+        ("joy_sadness_contrast", 0.85, True), ("emotional_growth_callback", 0.7, True),
+        ("emotional_growth_callback", 0.9, False),
+    ],
+)
+def test_memory_resonance_weights(seed_dir, resonance_type, weight, ok):
+    sample = {**seed(seed_dir, "memory_resonance"), "resonance_type": resonance_type, "resonance_weight": weight}
+    assert codes("memory_resonance", sample) == ([] if ok else ["resonance.weight_mismatch"])
+
+
+def test_a_sample_can_break_several_rules(seed_dir):
+    sample = _irony(seed_dir, 2.0, "growth", 0.5, gap=0.3)
+    sample["quality_score"] = 0.1
+    assert set(codes("dramatic_irony", sample)) == {
+        "quality.below_threshold", "irony.gap_below_threshold", "capacity.irony_response_type"
+    }
