@@ -2,8 +2,9 @@
 """Generation benchmark: the llm_batches code path vs the same backend called in a bare loop.
 
 Both sides make the same calls (same prompts, schemas, seeds, retries) for N
-samples of one data type. Prints samples/min of each, their ratio (goal ≥ 0.95)
-and the share of calls whose output passed the schema. The backend comes from
+samples of one data type. Prints samples/min of each, their ratio (goal ≥ 0.95),
+the share of calls whose output passed the schema, and how many of the
+pipeline's samples curation accepts (valid samples per minute). The backend comes from
 the environment like everywhere else (UNWRITTEN_PROFILE, UNWRITTEN_LLM_BACKEND,
 UNWRITTEN_EMBEDDED_MODEL, ...).
 
@@ -21,6 +22,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from unwritten_pipeline.lib.curation.rules import ValidationRules
+from unwritten_pipeline.lib.curation.validate import validate_partition
+from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.generation.partition import generate_partition
 from unwritten_pipeline.lib.generation.prompts import build_messages, load_seed_examples
 from unwritten_pipeline.lib.generation.runner import _batch_sizes, call_seed
@@ -92,6 +96,9 @@ def main() -> None:
             date=DATE, settings=settings, target_samples=args.n, options=replace(options, backoff_base_s=0.0),
             log=lambda _: None,
         )
+        rules = ValidationRules(min_quality={t: s.min_quality for t, s in llm.load_profile().types.items()})
+        curated = validate_partition(partition_dir(Path(tmp), args.data_type, DATE), data_type=args.data_type,
+                                     date=DATE, rules=rules)
     direct = direct_loop(backend, settings, args.data_type, args.n, examples, options.max_retries)
     backend.close()
 
@@ -105,6 +112,9 @@ def main() -> None:
                      "completion_tokens_per_s": round(report.tokens_per_s, 1)},
         "direct": {**{k: round(v, 3) for k, v in direct.items()}, "samples_per_min": round(direct_rate, 2)},
         "ratio": round(pipeline_rate / direct_rate, 3) if direct_rate else None,
+        "curation": {"accepted": len(curated.accepted), "rejected": len(curated.rejected),
+                     "accepted_per_min": round(60 * len(curated.accepted) / report.wall_seconds, 2),
+                     "rejects_by_reason": dict(curated.reasons())},
     }
     print(json.dumps(figures, indent=2))
     if args.json:
