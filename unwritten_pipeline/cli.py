@@ -54,8 +54,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the pipeline on the configured profile into the persistent instance:
-    today's llm_batches and validated_samples for every data type, then training_splits."""
+    """Run the pipeline on the configured profile into the persistent instance: today's
+    llm_batches and validated_samples for every data type, training_splits, then the
+    FuseChat soft labels and the PersonalityModel."""
     home = ensure_dagster_home()
     import dagster as dg
 
@@ -70,7 +71,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     generation = dict(quiet)
     if args.count:
         generation["ops"] = {"llm_batches": {"config": {"sample_count": args.count}}}
-    steps = [("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False)]
+    steps = [
+        ("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False),
+        ("observe_personality_inputs", quiet, False), ("personality_job", quiet, False),
+    ]
     failed: list[str] = []
     with dg.DagsterInstance.get() as instance:
         for job_name, run_config, partitioned in steps:
@@ -91,6 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nBatch files:       {root / 'llm_batches'}/<data_type>/{date}/\n"
         f"Validated samples: {root / 'validated'}/<data_type>/{date}/ (accepted.jsonl, rejected.jsonl)\n"
         f"Training splits:   {root / 'training_splits'}/\n"
+        f"PersonalityModel:  {root / 'personality_model'}/ (soft labels: {root / 'fusechat_soft_labels'}/)\n"
         f"Dagster instance:  {home}\n"
         "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"
     )

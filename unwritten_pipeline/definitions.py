@@ -4,6 +4,9 @@ import dagster as dg
 
 from unwritten_pipeline.defs.curation.definitions import curation_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
+from unwritten_pipeline.defs.personality.definitions import personality_defs
+from unwritten_pipeline.resources.embeddings import EmbeddingResource
+from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -13,7 +16,13 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions.merge(
         generation_defs(llm),
         curation_defs(),
-        dg.Definitions(resources={"llm": llm, "store": ArtifactStore.from_env()}),
+        personality_defs(),
+        dg.Definitions(resources={
+            "llm": llm,
+            "store": ArtifactStore.from_env(),
+            "embeddings": EmbeddingResource.from_env(),
+            "fusechat": FuseChatSourceResource.from_env(),
+        }),
     )
 
 

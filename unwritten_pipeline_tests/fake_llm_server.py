@@ -8,6 +8,7 @@ request shapes too. Faults are consumed one per chat request, in order.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import deque
@@ -115,6 +116,8 @@ class FakeLLMServer:
                         server.in_flight -= 1
 
             def _answer(self, body: dict[str, Any]) -> None:
+                if self.path == "/v1/embeddings":
+                    return self._embeddings(body)
                 if body.get("model") not in server.models:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 if self.path == "/v1/chat/completions" and server.reject_json_schema:
@@ -152,4 +155,24 @@ class FakeLLMServer:
                     })
                 self._send(404, {"error": "not found"})
 
+            def _embeddings(self, body: dict[str, Any]) -> None:
+                fault = server._next_fault()
+                if fault == "http429":
+                    return self._send(429, {"error": {"message": "rate limited"}})
+                if fault == "http500":
+                    return self._send(500, {"error": {"message": "overloaded"}})
+                if fault == "bad_request":
+                    return self._send(400, {"error": {"message": "input too long"}})
+                data = [{"object": "embedding", "index": i, "embedding": fake_embedding(text)}
+                        for i, text in enumerate(body["input"])]
+                data.reverse()  # the API does not promise order; clients must sort by index
+                self._send(200, {"object": "list", "data": data, "model": body["model"],
+                                 "usage": {"prompt_tokens": 10, "total_tokens": 10}})
+
         return Handler
+
+
+def fake_embedding(text: str, dim: int = 1536) -> list[float]:
+    """A deterministic unnormalised vector per text."""
+    rng = random.Random(text)
+    return [rng.uniform(-1, 1) * 3 for _ in range(dim)]

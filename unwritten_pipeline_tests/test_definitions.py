@@ -17,7 +17,14 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     defs = build_defs()
     defs.validate_loadable(defs)  # raises on any wiring error
     graph = defs.resolve_asset_graph()
-    assert dg.AssetKey("llm_batches") in graph.get_all_asset_keys()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "llm_batches", "validated_samples", "training_splits",
+        "personality_tokens", "fusechat_source", "fusechat_soft_labels", "personality_model",
+    }
+    assert graph.get(dg.AssetKey("validated_samples")).parent_keys == {dg.AssetKey("llm_batches")}
+    assert graph.get(dg.AssetKey("personality_model")).parent_keys == {
+        dg.AssetKey("fusechat_soft_labels"), dg.AssetKey("personality_tokens")
+    }
 
     asset = defs.resolve_assets_def("llm_batches")
     partitions = asset.partitions_def
@@ -32,7 +39,7 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     job = defs.resolve_job_def("generation_job")
     assert job.tags[LLM_SERVER_TAG] == "embedded"
     assert defs.resolve_schedule_def("nightly_generation").cron_schedule == "0 2 * * *"
-    assert set(defs.resources) == {"llm", "store"}
+    assert set(defs.resources) == {"llm", "store", "embeddings", "fusechat"}
 
 
 def test_nightly_schedule_requests_today_for_every_data_type():

@@ -23,8 +23,20 @@ class ArtifactStore(dg.ConfigurableResource):
         return Path(self.data_root)
 
     @property
+    def inputs(self) -> Path:
+        return Path(self.inputs_dir)
+
+    @property
     def seed_examples_dir(self) -> Path:
-        return Path(self.inputs_dir) / "seed_examples"
+        return self.inputs / "seed_examples"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.inputs / "personality-tokens.json"
+
+    @property
+    def soft_label_root(self) -> Path:
+        return self.root / "fusechat_soft_labels"
 
     @property
     def model_cache_dir(self) -> Path:

