@@ -70,9 +70,8 @@ def resolve_encoder(name: str) -> tuple[str, str]:
 class LocalEncoder:
     """transformers encoder + mean pooling over non-padding tokens + L2 normalisation.
 
-    Texts are encoded longest-first in batches so each batch pads to similar
-    lengths (what SentenceTransformer.encode does too); results come back in
-    input order.
+    Texts are encoded longest-first (by token count) in batches so each batch
+    pads to similar lengths; results come back in input order.
     """
 
     backend = "local"
@@ -98,13 +97,17 @@ class LocalEncoder:
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         torch = self._torch
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        # Tokenize once, then batch by token length: each batch pads to nearly
+        # equal lengths, which is where CPU time goes.
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        ids, masks = encoded["input_ids"], encoded["attention_mask"]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
         out = np.zeros((len(texts), self.identity.dimension), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 index = order[start:start + self.batch_size]
-                batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt")
+                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in index],
+                                            "attention_mask": [masks[i] for i in index]}, return_tensors="pt")
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
