@@ -56,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the pipeline on the configured profile into the persistent instance: today's
     llm_batches and validated_samples for every data type, training_splits, then the
-    FuseChat soft labels and the PersonalityModel."""
+    FuseChat soft labels and the PersonalityModel, and the LoRA multi-task model."""
     home = ensure_dagster_home()
     import dagster as dg
 
@@ -74,6 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     steps = [
         ("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False),
         ("observe_personality_inputs", quiet, False), ("personality_job", quiet, False),
+        ("multitask_job", quiet, False),
     ]
     failed: list[str] = []
     with dg.DagsterInstance.get() as instance:
@@ -96,6 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Validated samples: {root / 'validated'}/<data_type>/{date}/ (accepted.jsonl, rejected.jsonl)\n"
         f"Training splits:   {root / 'training_splits'}/\n"
         f"PersonalityModel:  {root / 'personality_model'}/ (soft labels: {root / 'fusechat_soft_labels'}/)\n"
+        f"Multi-task model:  {root / 'multitask_model'}/ (merged/ is ready for export)\n"
         f"Dagster instance:  {home}\n"
         "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"
     )

@@ -4,6 +4,7 @@ import dagster as dg
 
 from unwritten_pipeline.defs.curation.definitions import curation_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
+from unwritten_pipeline.defs.multitask.definitions import multitask_defs
 from unwritten_pipeline.defs.personality.definitions import personality_defs
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
@@ -17,6 +18,7 @@ def build_defs() -> dg.Definitions:
         generation_defs(llm),
         curation_defs(),
         personality_defs(),
+        multitask_defs(),
         dg.Definitions(resources={
             "llm": llm,
             "store": ArtifactStore.from_env(),

@@ -1,0 +1,91 @@
+"""Files of a trained multi-task model: adapter + heads, merged model, tokenizer."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel
+from unwritten_pipeline.lib.multitask.tasks import HEADS
+
+
+def heads_config(config: MultiTaskConfig) -> dict:
+    return {"model": config.as_dict(),
+            "heads": [{"name": h.name, "size": h.size, "kind": h.kind, "scale": h.scale, "meaning": h.meaning,
+                       "trained_on": list(h.sources), "field": h.field} for h in HEADS]}
+
+
+def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> dict[str, Path]:
+    """Write everything into a temp dir, then swap it in: never half a model on disk.
+
+    adapter/      peft adapter (adapter_model.safetensors + adapter_config.json) — LoRA runs only
+    heads.safetensors + multitask_config.json
+    merged/       encoder with the LoRA merged in (save_pretrained) + heads.safetensors + tokenizer
+    tokenizer/    tokenizer files
+    """
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    heads = {f"{name}.{k}": v.contiguous() for name, head in model.heads.items() for k, v in head.state_dict().items()}
+    save_file(heads, str(tmp / "heads.safetensors"))
+    (tmp / "multitask_config.json").write_text(json.dumps({**heads_config(model.config), **extra}, indent=2))
+    merged_encoder = copy.deepcopy(model.encoder)
+    if not model.config.full_finetune:
+        model.encoder.save_pretrained(str(tmp / "adapter"))
+        merged_encoder = merged_encoder.merge_and_unload()
+    merged_encoder.save_pretrained(str(tmp / "merged"))
+    shutil.copy(tmp / "heads.safetensors", tmp / "merged" / "heads.safetensors")
+    shutil.copy(tmp / "multitask_config.json", tmp / "merged" / "multitask_config.json")
+    tokenizer.save_pretrained(str(tmp / "merged"))
+    tokenizer.save_pretrained(str(tmp / "tokenizer"))
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out_dir)
+    files = {"heads": out_dir / "heads.safetensors", "merged_weights": out_dir / "merged" / "model.safetensors",
+             "config": out_dir / "multitask_config.json"}
+    if not model.config.full_finetune:
+        files["adapter"] = out_dir / "adapter" / "adapter_model.safetensors"
+    return files
+
+
+def load_merged(directory: Path):
+    """(plain encoder with LoRA merged, heads state, config) — what the exporters start from."""
+    from transformers import AutoModel, AutoTokenizer
+
+    merged = directory / "merged"
+    encoder = AutoModel.from_pretrained(str(merged))
+    tokenizer = AutoTokenizer.from_pretrained(str(merged))
+    config = json.loads((merged / "multitask_config.json").read_text())
+    return encoder, load_file(str(merged / "heads.safetensors")), tokenizer, config
+
+
+def curves_png(history: list[dict]) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train", color="#8ab17d")
+    ax.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation", color="#e76f51")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean task loss")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
