@@ -20,7 +20,11 @@ from pathlib import Path
 
 from unwritten_pipeline.lib.curation.rules import ValidationRules
 from unwritten_pipeline.lib.curation.splits import build_splits, write_splits
-from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.curation.validate import (
+    validate_partition,
+    validated_dir,
+    write_validation,
+)
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from unwritten_pipeline.lib.personality.embeddings import LocalEncoder, packaged_encoder_dir
-from unwritten_pipeline.lib.personality.fusechat import SourceStats, build_cache, human_turns, local_source
+from unwritten_pipeline.lib.personality.fusechat import (
+    SourceStats,
+    build_cache,
+    human_turns,
+    local_source,
+)
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 from unwritten_pipeline.lib.personality.tokens import load_tokens
 from unwritten_pipeline.lib.personality.train import TrainConfig, train

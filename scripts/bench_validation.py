@@ -19,7 +19,11 @@ import time
 from pathlib import Path
 
 from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.curation.validate import (
+    validate_partition,
+    validated_dir,
+    write_validation,
+)
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
 from unwritten_pipeline.lib.generation.profiles import production_profile
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -60,8 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     import dagster as dg
 
-    from unwritten_pipeline.defs.generation.partitions import partition_key
     from unwritten_pipeline.definitions import defs
+    from unwritten_pipeline.defs.generation.partitions import partition_key
     from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
     from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -74,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     steps = [
         ("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False),
         ("observe_personality_inputs", quiet, False), ("personality_job", quiet, False),
-        ("multitask_job", quiet, False),
+        ("multitask_job", quiet, False), ("release_job", quiet, False),
     ]
     failed: list[str] = []
     with dg.DagsterInstance.get() as instance:
@@ -98,6 +99,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Training splits:   {root / 'training_splits'}/\n"
         f"PersonalityModel:  {root / 'personality_model'}/ (soft labels: {root / 'fusechat_soft_labels'}/)\n"
         f"Multi-task model:  {root / 'multitask_model'}/ (merged/ is ready for export)\n"
+        f"Exports (LiteRT):  {root / 'exports'}/\n"
+        f"Release:           {_latest_release(root)}  (check it: unwritten verify-release <dir>)\n"
         f"Dagster instance:  {home}\n"
         "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"
     )
@@ -106,9 +109,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _demo_summary(root: Path, date: str, types: list[str]) -> str:
-    import json
+def _latest_release(root: Path) -> str:
+    pointer = root / "releases" / "latest.json"
+    return json.loads(pointer.read_text())["path"] if pointer.is_file() else "none shipped"
 
+
+def _demo_summary(root: Path, date: str, types: list[str]) -> str:
     lines = ["", f"{'data_type':<24}{'accepted':>9}{'rejected':>9}{'pass rate':>11}  top reject reason"]
     for data_type in types:
         path = root / "validated" / data_type / date / "summary.json"
@@ -122,6 +128,37 @@ def _demo_summary(root: Path, date: str, types: list[str]) -> str:
     return "\n".join(lines)
 
 
+def cmd_verify_release(args: argparse.Namespace) -> int:
+    """Recompute every sha256 of a release directory against its manifest."""
+    from unwritten_pipeline.lib.export.release import verify_release
+
+    problems = verify_release(Path(args.directory))
+    for problem in problems:
+        print(f"FAIL  {problem}")
+    if not problems:
+        manifest = json.loads((Path(args.directory) / "manifest.json").read_text())
+        print(f"OK    release {manifest['version']}: {len(manifest['files'])} files match manifest.json")
+    return 1 if problems else 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Inputs, outputs and size of an exported LiteRT model."""
+    from unwritten_pipeline.lib.export.tflite import TFLiteRunner
+
+    path = Path(args.model)
+    try:
+        runner = TFLiteRunner(path)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"FAIL  {exc}")
+        return 1
+    details = runner.interpreter.get_signature_runner()
+    print(f"{path} ({path.stat().st_size:,} bytes)")
+    for kind, items in (("input", details.get_input_details()), ("output", details.get_output_details())):
+        for name, detail in items.items():
+            print(f"  {kind:<6} {name:<20} shape={[int(d) for d in detail['shape']]} dtype={detail['dtype'].__name__}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)")
     demo.add_argument("--data-type", action="append", help="only this data type (repeatable)")
     demo.set_defaults(func=cmd_demo)
+    verify = sub.add_parser("verify-release", help="recompute every sha256 of a release directory")
+    verify.add_argument("directory")
+    verify.set_defaults(func=cmd_verify_release)
+    inspect = sub.add_parser("inspect", help="print an exported model's inputs and outputs")
+    inspect.add_argument("model")
+    inspect.set_defaults(func=cmd_inspect)
     args = parser.parse_args(argv)
     return args.func(args)
 

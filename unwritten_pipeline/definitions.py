@@ -3,6 +3,7 @@
 import dagster as dg
 
 from unwritten_pipeline.defs.curation.definitions import curation_defs
+from unwritten_pipeline.defs.export.definitions import export_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
 from unwritten_pipeline.defs.multitask.definitions import multitask_defs
 from unwritten_pipeline.defs.personality.definitions import personality_defs
@@ -19,6 +20,7 @@ def build_defs() -> dg.Definitions:
         curation_defs(),
         personality_defs(),
         multitask_defs(),
+        export_defs(),
         dg.Definitions(resources={
             "llm": llm,
             "store": ArtifactStore.from_env(),

@@ -120,9 +120,9 @@ class FakeLLMServer:
                     return self._embeddings(body)
                 if body.get("model") not in server.models:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
-                if self.path == "/v1/chat/completions" and server.reject_json_schema:
-                    if body["response_format"]["type"] == "json_schema":
-                        return self._send(400, {"error": {"message": "response_format json_schema not supported"}})
+                rejected = server.reject_json_schema and self.path == "/v1/chat/completions"
+                if rejected and body["response_format"]["type"] == "json_schema":
+                    return self._send(400, {"error": {"message": "response_format json_schema not supported"}})
                 fault = server._next_fault()
                 if server.delay_s:
                     time.sleep(server.delay_s)

@@ -8,8 +8,18 @@ import pandas as pd
 import pytest
 
 from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.splits import SPLITS, build_splits, load_dataset_dict, split_of, write_splits
-from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.curation.splits import (
+    SPLITS,
+    build_splits,
+    load_dataset_dict,
+    split_of,
+    write_splits,
+)
+from unwritten_pipeline.lib.curation.validate import (
+    validate_partition,
+    validated_dir,
+    write_validation,
+)
 from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 

@@ -12,7 +12,11 @@ from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.lib.curation.rules import ValidationRules
 from unwritten_pipeline.lib.curation.splits import build_splits, write_splits
-from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.curation.validate import (
+    validate_partition,
+    validated_dir,
+    write_validation,
+)
 from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 from unwritten_pipeline.lib.multitask.artifacts import load_merged

@@ -6,9 +6,9 @@ import json
 import shutil
 
 import dagster as dg
-from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 import pytest
 from dagster._core.definitions.data_version import StaleStatus
+from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from unwritten_pipeline.defs.curation.assets import training_splits, validated_samples
@@ -20,7 +20,11 @@ from unwritten_pipeline.defs.personality.assets import (
     personality_tokens,
 )
 from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.validate import validate_partition, validated_dir, write_validation
+from unwritten_pipeline.lib.curation.validate import (
+    validate_partition,
+    validated_dir,
+    write_validation,
+)
 from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.train import latest_checkpoint, load_checkpoint

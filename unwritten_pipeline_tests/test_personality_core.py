@@ -9,9 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel, soft_labels, top_k_recall
-from unwritten_pipeline.lib.personality.tokens import TOKEN_COUNT, TokenFileError, load_tokens, tokens_sha256
-from unwritten_pipeline.lib.personality.train import TrainConfig, latest_checkpoint, load_checkpoint, train
+from unwritten_pipeline.lib.personality.model import (
+    PersonalityConfig,
+    PersonalityModel,
+    soft_labels,
+    top_k_recall,
+)
+from unwritten_pipeline.lib.personality.tokens import (
+    TOKEN_COUNT,
+    TokenFileError,
+    load_tokens,
+    tokens_sha256,
+)
+from unwritten_pipeline.lib.personality.train import (
+    TrainConfig,
+    latest_checkpoint,
+    load_checkpoint,
+    train,
+)
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
 TOKENS_FILE = PROJECT_ROOT / "data" / "personality-tokens.json"

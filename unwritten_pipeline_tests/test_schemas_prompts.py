@@ -7,7 +7,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from unwritten_pipeline.lib.generation.profiles import apply_overrides, demo_profile, load_profile, production_profile
+from unwritten_pipeline.lib.generation.profiles import (
+    apply_overrides,
+    demo_profile,
+    load_profile,
+    production_profile,
+)
 from unwritten_pipeline.lib.generation.prompts import RULES, build_messages, load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import (
     DATA_TYPES,

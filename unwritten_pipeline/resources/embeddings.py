@@ -7,7 +7,11 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder, OpenAIEmbeddings
+from unwritten_pipeline.lib.personality.embeddings import (
+    DEFAULT_ENCODER,
+    LocalEncoder,
+    OpenAIEmbeddings,
+)
 
 
 class EmbeddingResource(dg.ConfigurableResource):

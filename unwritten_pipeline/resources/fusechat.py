@@ -8,7 +8,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from unwritten_pipeline.lib.personality.fusechat import HF_DATASET, HubSource, LocalSource, local_source
+from unwritten_pipeline.lib.personality.fusechat import (
+    HF_DATASET,
+    HubSource,
+    LocalSource,
+    local_source,
+)
 
 
 class FuseChatSourceResource(dg.ConfigurableResource):

@@ -1,7 +1,11 @@
 import dagster as dg
 from pydantic import Field
 
-from unwritten_pipeline.defs.curation.checks import CHECK_SPECS, CurationThresholds, partition_checks
+from unwritten_pipeline.defs.curation.checks import (
+    CHECK_SPECS,
+    CurationThresholds,
+    partition_checks,
+)
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import generation_partitions
 from unwritten_pipeline.lib.curation.analysis import (

@@ -5,21 +5,21 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from unwritten_pipeline.lib.curation.analysis import png_markdown
+from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
     SourceError,
+    SourceStats,
     build_cache,
     cache_version,
     human_turns,
     load_cache,
     publish_cache,
-    SourceStats,
 )
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
-from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.tokens import TokenFileError, load_tokens
 from unwritten_pipeline.lib.personality.train import TrainConfig, train
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
-from unwritten_pipeline.lib.curation.analysis import png_markdown
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import ArtifactStore

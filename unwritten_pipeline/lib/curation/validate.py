@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unwritten_pipeline.lib.curation.normalize import exact_hash, normalized_hash, primary_text
-from unwritten_pipeline.lib.curation.rules import QUALITY_FIELD, ValidationRules, Violation, check_sample
+from unwritten_pipeline.lib.curation.normalize import exact_hash, normalized_hash
+from unwritten_pipeline.lib.curation.rules import (
+    QUALITY_FIELD,
+    ValidationRules,
+    Violation,
+    check_sample,
+)
 from unwritten_pipeline.lib.generation.batches import BatchFileError, read_batch
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
@@ -202,6 +207,3 @@ def earlier_accepted_hashes(data_root: Path, data_type: str, date: str) -> set[s
             hashes.update(row["meta"]["normalized_hash"] for row in read_jsonl(day_dir / ACCEPTED_FILE))
     return hashes
 
-
-def text_of(data_type: str, sample: dict[str, Any]) -> str:
-    return primary_text(data_type, sample)

@@ -11,7 +11,11 @@ from typing import Any
 from unwritten_pipeline.lib.generation.batches import finished_batches, partition_dir
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
-from unwritten_pipeline.lib.generation.runner import GenerationReport, PartitionGenerator, RunOptions
+from unwritten_pipeline.lib.generation.runner import (
+    GenerationReport,
+    PartitionGenerator,
+    RunOptions,
+)
 from unwritten_pipeline.lib.llm.base import LLMBackend
 from unwritten_pipeline.lib.storage.files import sha256_file
 
@@ -25,7 +29,7 @@ def generate_partition(
     date: str,
     settings: TypeSettings,
     target_samples: int | None = None,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     log: Callable[[str], None] = print,
 ) -> GenerationReport:
     """Generate (or resume) the batch files of one date × data_type partition.
@@ -43,7 +47,7 @@ def generate_partition(
         target_samples=settings.daily_target if target_samples is None else target_samples,
         out_dir=partition_dir(data_root, data_type, date),
         examples=examples,
-        options=options,
+        options=options or RunOptions(),
         log=log,
     )
     return generator.run()

@@ -22,11 +22,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from unwritten_pipeline.lib.generation.batches import append_schema_failure, finished_batches, write_batch
+from unwritten_pipeline.lib.generation.batches import (
+    append_schema_failure,
+    finished_batches,
+    write_batch,
+)
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
 from unwritten_pipeline.lib.generation.prompts import build_messages
 from unwritten_pipeline.lib.generation.schemas import response_schema, sample_model
-from unwritten_pipeline.lib.llm.base import ChatRequest, InvalidOutputError, LLMBackend, TransientLLMError
+from unwritten_pipeline.lib.llm.base import (
+    ChatRequest,
+    InvalidOutputError,
+    LLMBackend,
+    TransientLLMError,
+)
 
 
 class GenerationFailedError(RuntimeError):

@@ -14,7 +14,11 @@ import torch
 from torch import nn
 
 from unwritten_pipeline.lib.multitask.tasks import HEADS
-from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, EncoderError, resolve_encoder
+from unwritten_pipeline.lib.personality.embeddings import (
+    DEFAULT_ENCODER,
+    EncoderError,
+    resolve_encoder,
+)
 
 LORA_TARGETS = (("query", "value"), ("q_proj", "v_proj"), ("c_attn",), ("Wqkv",))
 

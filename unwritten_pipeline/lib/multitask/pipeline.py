@@ -13,7 +13,12 @@ from unwritten_pipeline.lib.multitask.artifacts import save_model
 from unwritten_pipeline.lib.multitask.evaluate import evaluate_heads
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel, load_encoder
 from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES, Example, examples_from_rows
-from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig, MultiTaskTrainResult, config_dict, train_multitask
+from unwritten_pipeline.lib.multitask.train import (
+    MultiTaskTrainConfig,
+    MultiTaskTrainResult,
+    config_dict,
+    train_multitask,
+)
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 
 

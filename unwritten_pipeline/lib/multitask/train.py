@@ -61,7 +61,7 @@ def batches(examples: dict[str, list[Example]], batch_size: int, rng: random.Ran
     """Every task's examples in batches of one task; the batch order is shuffled, so each task
     comes up in proportion to its size."""
     plan = []
-    for task, items in examples.items():
+    for items in examples.values():
         items = list(items)
         rng.shuffle(items)
         plan += [items[i:i + batch_size] for i in range(0, len(items), batch_size)]

@@ -9,7 +9,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
-from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.files import write_json_atomic
 
 
 def save_deployment(out_dir: Path, model: PersonalityModel, *, lineage: dict, tokens: list[str]) -> Path:

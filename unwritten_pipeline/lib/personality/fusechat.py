@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import os
-import shutil
 
 import numpy as np
 import torch

@@ -1,0 +1,1 @@
+"""On-device exports: LiteRT (TFLite) conversion, quantization recipes, parity, release bundle."""

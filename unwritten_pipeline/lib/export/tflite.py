@@ -1,0 +1,135 @@
+"""PyTorch → LiteRT (.tflite) with litert-torch, then ai-edge-quantizer recipes.
+
+The multi-task model is exported with inputs `input_ids` / `attention_mask`
+(int32, fixed length) and one named output per head, already activated
+(sigmoid × scale; sentiment stays logits).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from unwritten_pipeline.lib.multitask.model import activate
+from unwritten_pipeline.lib.multitask.tasks import HEADS
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def _recipe_builders() -> dict[str, Callable]:
+    from ai_edge_quantizer import qtyping, recipe
+
+    def int4_embedding_int8_dense(quantizer):
+        quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, 8)
+        quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.BATCH_MATMUL, 8)
+        quantizer.add_weight_only_config(".*", qtyping.TFLOperationName.EMBEDDING_LOOKUP, 4)
+
+    return {
+        "int4_dynamic": lambda q: q.load_quantization_recipe(recipe.dynamic_wi4_afp32()),
+        "int8_dynamic": lambda q: q.load_quantization_recipe(recipe.dynamic_wi8_afp32()),
+        "int4_embedding_int8_dense": int4_embedding_int8_dense,
+    }
+
+
+RECIPES = ("int4_dynamic", "int8_dynamic", "int4_embedding_int8_dense", "float")
+
+
+def check_recipe(name: str) -> str:
+    if name not in RECIPES:
+        raise RecipeError(f"unknown quantization recipe {name!r}; supported: {', '.join(RECIPES)}")
+    return name
+
+
+def quantize(float_path: Path, out_path: Path, recipe_name: str) -> Path:
+    """Apply a named recipe; 'float' copies the float model. Written atomically."""
+    check_recipe(recipe_name)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    if recipe_name == "float":
+        tmp.write_bytes(float_path.read_bytes())
+    else:
+        from ai_edge_quantizer import quantizer
+
+        q = quantizer.Quantizer(str(float_path))
+        _recipe_builders()[recipe_name](q)
+        q.quantize().export_model(str(tmp), overwrite=True)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def _export(module: nn.Module, sample_kwargs: dict, out_path: Path) -> Path:
+    import litert_torch
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    with torch.no_grad():
+        edge = litert_torch.convert(module.eval(), sample_args=(), sample_kwargs=sample_kwargs)
+    edge.export(str(tmp))
+    os.replace(tmp, out_path)
+    return out_path
+
+
+class PersonalityExport(nn.Module):
+    """Embedding in, 325 raw logits out (named `logits`)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.model(embedding)}
+
+
+def convert_personality(model: nn.Module, input_dim: int, out_path: Path) -> Path:
+    return _export(PersonalityExport(model), {"embedding": torch.zeros(1, input_dim)}, out_path)
+
+
+class MultiTaskExport(nn.Module):
+    """Merged encoder + heads; outputs are what the app consumes (activated)."""
+
+    def __init__(self, encoder: nn.Module, heads: dict[str, torch.Tensor]):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleDict()
+        for head in HEADS:
+            linear = nn.Linear(heads[f"{head.name}.weight"].shape[1], head.size)
+            linear.load_state_dict({"weight": heads[f"{head.name}.weight"], "bias": heads[f"{head.name}.bias"]})
+            self.heads[head.name] = linear
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return {name: activate(name, head(pooled)) for name, head in self.heads.items()}
+
+
+def convert_multitask(module: MultiTaskExport, max_length: int, out_path: Path) -> Path:
+    sample = {"input_ids": torch.zeros(1, max_length, dtype=torch.int32),
+              "attention_mask": torch.ones(1, max_length, dtype=torch.int32)}
+    return _export(module, sample, out_path)
+
+
+class TFLiteRunner:
+    """The LiteRT interpreter behind a call that takes and returns named arrays."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: exported model is missing")
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.runner = self.interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"{path}: not a loadable LiteRT model ({exc})") from None
+        signature = self.interpreter.get_signature_list()["serving_default"]
+        self.inputs, self.outputs = list(signature["inputs"]), list(signature["outputs"])
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runner(**inputs)
