@@ -20,6 +20,10 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "llm_batches", "validated_samples", "training_splits",
         "personality_tokens", "fusechat_source", "fusechat_soft_labels", "personality_model",
+        "multitask_model", "personality_tflite", "multitask_tflite", "benchmark_report", "model_release",
+    }
+    assert graph.get(dg.AssetKey("model_release")).parent_keys == {
+        dg.AssetKey("personality_tflite"), dg.AssetKey("multitask_tflite"), dg.AssetKey("benchmark_report")
     }
     assert graph.get(dg.AssetKey("validated_samples")).parent_keys == {dg.AssetKey("llm_batches")}
     assert graph.get(dg.AssetKey("personality_model")).parent_keys == {

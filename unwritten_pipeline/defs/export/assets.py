@@ -130,7 +130,8 @@ class ReleaseConfig(dg.Config):
     approve: bool = Field(default=False, description="ship even when the probe difference is too large")
 
 
-@dg.asset(deps=[personality_tflite, multitask_tflite], group_name=GROUP, kinds={"json"}, code_version="1",
+@dg.asset(deps=[personality_tflite, multitask_tflite, "benchmark_report"], group_name=GROUP, kinds={"json"},
+          code_version="1",
           check_specs=[dg.AssetCheckSpec("probe_difference", asset="model_release", blocking=True)])
 def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, store: ArtifactStore) -> dg.MaterializeResult:
     """A versioned release directory: the shipped models, model_config.json, tokenizer_vocab.json and
@@ -166,7 +167,8 @@ def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, stor
              "model_config.json": exports / "model_config.json"}
     try:
         directory = build_release(releases, files, interface=interface, lineage=_lineage(context, store),
-                                  metrics={"probe_difference": difference}, promote=passed or config.approve)
+                                  metrics={"probe_difference": difference, **_benchmark(store)},
+                                  promote=passed or config.approve)
     except ReleaseError as exc:
         raise dg.Failure(description=str(exc)) from exc
     manifest = read_json(directory / "manifest.json")
@@ -194,6 +196,15 @@ def _shipped_file(context: dg.AssetExecutionContext, key: str):
 
 def _same_interface(release, interface: dict) -> bool:
     return read_json(release / "manifest.json").get("interface") == interface
+
+
+def _benchmark(store: ArtifactStore) -> dict:
+    path = store.root / "reports" / "benchmark_report.json"
+    if not path.is_file():
+        return {}
+    report = read_json(path)
+    return {"benchmark": {name: {"size_mb": m["size_mb"], "latency_ms": m["latency_ms"], "accuracy": m.get("accuracy")}
+                          for name, m in report["models"].items()}, "targets": report["targets"]}
 
 
 def _lineage(context: dg.AssetExecutionContext, store: ArtifactStore) -> dict:

@@ -1,16 +1,15 @@
 import dagster as dg
 
-from unwritten_pipeline.defs.export.assets import (
-    model_release,
-    multitask_tflite,
-    personality_tflite,
-)
+from unwritten_pipeline.defs.export.assets import model_release, multitask_tflite, personality_tflite
+from unwritten_pipeline.defs.export.report import benchmark_report
+
+EXPORT_ASSETS = [personality_tflite, multitask_tflite, benchmark_report, model_release]
 
 release_job = dg.define_asset_job(
-    "release_job", selection=[personality_tflite, multitask_tflite, model_release],
-    description="Export both models to LiteRT, check parity, and build the release.",
+    "release_job", selection=EXPORT_ASSETS,
+    description="Export both models to LiteRT, check parity, benchmark them and build the release.",
 )
 
 
 def export_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[personality_tflite, multitask_tflite, model_release], jobs=[release_job])
+    return dg.Definitions(assets=EXPORT_ASSETS, jobs=[release_job])

@@ -27,9 +27,11 @@ def _recipe_builders() -> dict[str, Callable]:
     from ai_edge_quantizer import qtyping, recipe
 
     def int4_embedding_int8_dense(quantizer):
+        # Dynamic, not weight-only, INT4 for the embedding table: weight-only makes the
+        # interpreter dequantize the whole table (measured: 89 MB peak instead of 29 MB).
         quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, 8)
         quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.BATCH_MATMUL, 8)
-        quantizer.add_weight_only_config(".*", qtyping.TFLOperationName.EMBEDDING_LOOKUP, 4)
+        quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.EMBEDDING_LOOKUP, 4)
 
     return {
         "int4_dynamic": lambda q: q.load_quantization_recipe(recipe.dynamic_wi4_afp32()),
