@@ -142,10 +142,19 @@ def cmd_verify_release(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Inputs, outputs and size of an exported LiteRT model."""
+    """Inputs, outputs, metadata of an exported model (.tflite, .mlpackage, .mlmodel)."""
     from unwritten_pipeline.lib.export.tflite import TFLiteRunner
 
     path = Path(args.model)
+    if path.suffix in (".mlpackage", ".mlmodel"):
+        from unwritten_pipeline.lib.export.coreml import describe
+
+        try:
+            print(json.dumps(describe(path), indent=2))
+        except FileNotFoundError as exc:
+            print(f"FAIL  {exc}")
+            return 1
+        return 0
     try:
         runner = TFLiteRunner(path)
     except (FileNotFoundError, ValueError) as exc:

@@ -21,6 +21,7 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "llm_batches", "validated_samples", "training_splits",
         "personality_tokens", "fusechat_source", "fusechat_soft_labels", "personality_model",
         "multitask_model", "personality_tflite", "multitask_tflite", "benchmark_report", "model_release",
+        "personality_coreml", "multitask_coreml",
     }
     assert graph.get(dg.AssetKey("model_release")).parent_keys == {
         dg.AssetKey("personality_tflite"), dg.AssetKey("multitask_tflite"), dg.AssetKey("benchmark_report")

@@ -14,6 +14,7 @@ from unwritten_pipeline.defs.export.assets import (
     multitask_tflite,
     personality_tflite,
 )
+from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
 from unwritten_pipeline.defs.export.report import benchmark_report
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import (
@@ -29,7 +30,8 @@ from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.test_multitask import _splits
 
 ASSETS = [training_splits, personality_tokens, fusechat_source, fusechat_soft_labels, personality_model,
-          multitask_model, personality_tflite, multitask_tflite, benchmark_report, model_release]
+          multitask_model, personality_tflite, multitask_tflite, personality_coreml, multitask_coreml,
+          benchmark_report, model_release]
 RUN_CONFIG = {"ops": {
     "fusechat_soft_labels": {"config": {"max_samples": 40}},
     "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
@@ -57,7 +59,10 @@ def test_models_to_release_offline(tmp_path):
                             run_config=RUN_CONFIG)
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {("personality_tflite", "parity"): True, ("multitask_tflite", "parity"): True,
-                      ("model_release", "probe_difference"): True}
+                      ("personality_coreml", "weights_parity"): True, ("model_release", "probe_difference"): True}
+    [coreml] = result.asset_materializations_for_node("personality_coreml")
+    assert coreml.metadata["head_spec"].value["updatable_layers"] == ["token_head"]
+    assert (out / "exports" / "coreml" / "multitask_fp16.mlpackage").is_dir()
     [release] = result.asset_materializations_for_node("model_release")
     directory = out / "releases" / "v1.0.0"
     assert release.metadata["version"].value == "1.0.0" and release.metadata["shipped"].value is True

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from unwritten_pipeline.lib.multitask.model import activate
 from unwritten_pipeline.lib.multitask.tasks import HEADS
 
 
 def _save_package(mlmodel, out_path: Path) -> Path:
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    # coremltools insists on the extension, so the temp name keeps it
+    tmp = out_path.with_name(f".tmp-{os.getpid()}-{out_path.name}")
     if tmp.exists():
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     mlmodel.save(str(tmp))
@@ -103,22 +105,28 @@ def updatable_head(model: nn.Module, out_path: Path, *, optimizer: str = "adam",
     spec.description.metadata.shortDescription = "Unwritten personality head (updatable on device)"
     if labels:
         spec.description.metadata.userDefined["token_labels"] = json.dumps(labels)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    tmp = out_path.with_name(f".tmp-{os.getpid()}-{out_path.name}")
     ct.utils.save_spec(spec, str(tmp))
     os.replace(tmp, out_path)
     return out_path
 
 
 class _MultiTaskTuple(nn.Module):
-    """Core ML wants a tuple: outputs in HEADS order."""
+    """Core ML wants a tuple (outputs in HEADS order), and the additive attention mask built here:
+    transformers' own mask helpers use ops coremltools cannot convert."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
         self.module = module
 
     def forward(self, input_ids, attention_mask):
-        out = self.module(input_ids, attention_mask)
-        return tuple(out[h.name] for h in HEADS)
+        encoder = self.module.encoder
+        hidden = encoder.embeddings(input_ids=input_ids.long())
+        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * -1e4
+        hidden = encoder.encoder(hidden, attention_mask=additive).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return tuple(activate(h.name, self.module.heads[h.name](pooled)) for h in HEADS)
 
 
 def multitask_program(module: nn.Module, max_length: int, out_path: Path, metadata: dict[str, str]) -> Path:
