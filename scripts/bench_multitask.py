@@ -12,7 +12,6 @@ samples/s and the test metrics beside the trivial baselines.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import tempfile
 import time
@@ -26,7 +25,7 @@ from unwritten_pipeline.lib.curation.validate import (
     write_validation,
 )
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
-from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples, seed_variants
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
@@ -40,13 +39,7 @@ DATE = "2000-01-01"
 def build_data(root: Path, per_type: int) -> None:
     seed_dir = ArtifactStore().seed_examples_dir
     for data_type in DATA_TYPES:
-        examples = load_seed_examples(seed_dir, data_type)
-        samples = []
-        for i in range(per_type):
-            sample = copy.deepcopy(examples[i % len(examples)])
-            key = next(k for k, v in sample.items() if isinstance(v, str) and len(v) > 40)
-            sample[key] = f"{sample[key][:400]} Variant {i}."
-            samples.append(sample)
+        samples = seed_variants(load_seed_examples(seed_dir, data_type), per_type)
         write_batch(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE, batch_number=1,
                     samples=samples, generator={}, timestamp="")
         result = validate_partition(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE,

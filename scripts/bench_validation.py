@@ -12,7 +12,6 @@ outputs.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import tempfile
 import time
@@ -26,7 +25,7 @@ from unwritten_pipeline.lib.curation.validate import (
 )
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
 from unwritten_pipeline.lib.generation.profiles import production_profile
-from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples, seed_variants
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -40,16 +39,10 @@ BREAKERS = [
 
 
 def make_samples(seed_dir: Path, data_type: str, n: int) -> list[dict]:
-    examples = load_seed_examples(seed_dir, data_type)
-    out = []
-    for i in range(n):
-        sample = copy.deepcopy(examples[i % len(examples)])
-        key = next(k for k, v in sample.items() if isinstance(v, str) and len(v) > 40)
-        sample[key] = f"{sample[key][:400]} Variant {i}."
-        if i % 5 == 4:
-            BREAKERS[(i // 5) % len(BREAKERS)](sample)
-        out.append(sample)
-    return out
+    samples = seed_variants(load_seed_examples(seed_dir, data_type), n)
+    for i in range(4, n, 5):
+        BREAKERS[(i // 5) % len(BREAKERS)](samples[i])
+    return samples
 
 
 def main() -> None:

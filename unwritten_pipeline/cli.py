@@ -93,13 +93,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     failed.append(label)
     root = ArtifactStore.from_env().root
     print(_demo_summary(root, date, types))
+    report = root / "reports" / "benchmark_report.md"
+    if report.is_file():
+        print("\n" + report.read_text())
     print(
         f"\nBatch files:       {root / 'llm_batches'}/<data_type>/{date}/\n"
         f"Validated samples: {root / 'validated'}/<data_type>/{date}/ (accepted.jsonl, rejected.jsonl)\n"
         f"Training splits:   {root / 'training_splits'}/\n"
         f"PersonalityModel:  {root / 'personality_model'}/ (soft labels: {root / 'fusechat_soft_labels'}/)\n"
         f"Multi-task model:  {root / 'multitask_model'}/ (merged/ is ready for export)\n"
-        f"Exports (LiteRT):  {root / 'exports'}/\n"
+        f"Exports:           {root / 'exports'}/ (LiteRT .tflite, Core ML in coreml/)\n"
+        f"Benchmark report:  {root / 'reports' / 'benchmark_report.md'}\n"
         f"Release:           {_latest_release(root)}  (check it: unwritten verify-release <dir>)\n"
         f"Dagster instance:  {home}\n"
         "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"

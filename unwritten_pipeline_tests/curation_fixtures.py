@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
-from unwritten_pipeline.lib.generation.prompts import load_seed_examples
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples, seed_variants
 from unwritten_pipeline_tests.conftest import SEED_DIR
 
 GENERATOR = {"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0.0.1:11434"}
@@ -15,14 +14,7 @@ GENERATOR = {"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0
 
 def distinct_samples(data_type: str, n: int, tag: str = "") -> list[dict[str, Any]]:
     """Valid samples (seed examples) made distinct by a suffix on their main text."""
-    examples = load_seed_examples(SEED_DIR, data_type)
-    out = []
-    for i in range(n):
-        sample = copy.deepcopy(examples[i % len(examples)])
-        key = next(k for k, v in sample.items() if isinstance(v, str) and len(v) > 40)
-        sample[key] = f"{sample[key][:400]} Take {tag}{i}."
-        out.append(sample)
-    return out
+    return seed_variants(load_seed_examples(SEED_DIR, data_type), n, tag)
 
 
 def write_partition(root: Path, data_type: str, date: str, batches: list[list[Any]]) -> Path:

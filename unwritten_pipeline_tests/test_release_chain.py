@@ -83,6 +83,7 @@ def test_models_to_release_offline(tmp_path):
         "sentiment|2026-11-21", "personality_traits|2026-11-21"}
     assert lineage["fusechat_source"].startswith("local:") and len(lineage["tokens_sha256"]) == 64
     assert lineage["assets"]["multitask_model"]["run_id"] == result.run_id
+    assert lineage["assets"]["multitask_model"]["code_version"] == "1"
     config = json.loads((directory / "model_config.json").read_text())
     assert [o["name"] for o in config["multitask"]["outputs"]][:2] == ["personality", "sentiment"]
     assert len(config["personality"]["token_labels"]) == 325

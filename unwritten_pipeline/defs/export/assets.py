@@ -209,12 +209,14 @@ def _benchmark(store: ArtifactStore) -> dict:
 
 def _lineage(context: dg.AssetExecutionContext, store: ArtifactStore) -> dict:
     assets = {}
-    for key in ("personality_tflite", "multitask_tflite", "personality_model", "multitask_model",
-                "fusechat_soft_labels", "training_splits"):
+    for key in ("personality_tflite", "multitask_tflite", "personality_coreml", "multitask_coreml",
+                "benchmark_report", "personality_model", "multitask_model", "fusechat_soft_labels",
+                "training_splits"):
         event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
         if event is not None:
-            assets[key] = {"data_version": event.asset_materialization.tags.get("dagster/data_version"),
-                           "run_id": event.run_id}
+            tags = event.asset_materialization.tags or {}
+            assets[key] = {"data_version": tags.get("dagster/data_version"),
+                           "code_version": tags.get("dagster/code_version"), "run_id": event.run_id}
     personality = read_json(store.root / "personality_model" / "config.json")
     multitask = read_json(store.root / "multitask_model" / "multitask_config.json")
     splits = read_json(store.root / "training_splits" / "lineage.json")

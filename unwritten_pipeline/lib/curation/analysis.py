@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-import io
 from collections import Counter
 
 from unwritten_pipeline.lib.curation.validate import PartitionValidation
+from unwritten_pipeline.lib.plots import new_figure, png_bytes
 
 QUALITY_BANDS = (("excellent", 0.9, 1.01), ("good", 0.7, 0.9), ("acceptable", 0.5, 0.7), ("poor", 0.0, 0.5))
 # DOMAIN.md: the expected mix of a healthy data set.
@@ -40,23 +40,14 @@ def counter_table(counter: Counter, total: int, label: str) -> str:
 
 def plot_png(result: PartitionValidation, distribution: dict[str, int]) -> bytes:
     """Quality bands and reject reasons side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=90)
+    fig, (left, right) = new_figure(1, 2, figsize=(9, 3.2))
     left.bar(list(distribution), list(distribution.values()), color=["#2a9d8f", "#8ab17d", "#e9c46a", "#e76f51"])
     left.set_title(f"quality ({sum(distribution.values())} samples)")
     reasons = result.reasons().most_common(6)
     right.barh([code for code, _ in reasons][::-1] or ["none"], [n for _, n in reasons][::-1] or [0], color="#e76f51")
     right.set_title(f"rejects by reason (pass rate {100 * result.pass_rate:.0f}%)")
     fig.suptitle(f"{result.data_type} {result.date}")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def png_markdown(png: bytes, alt: str) -> str:

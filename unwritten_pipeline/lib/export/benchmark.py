@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from unwritten_pipeline.lib.export.tflite import TFLiteRunner
+from unwritten_pipeline.lib.plots import new_figure, png_bytes
 
 # DOMAIN.md targets for the model the app runs (the multi-task model): (target, must).
 TARGETS = {
@@ -108,14 +109,7 @@ def personality_recall(path: Path, embeddings: np.ndarray, targets: np.ndarray) 
 
 
 def latency_png(results: dict[str, list[dict]]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=90)
+    fig, ax = new_figure(figsize=(7, 3.2))
     labels, medians, p95s = [], [], []
     for model, runs in results.items():
         for run in runs:
@@ -129,8 +123,4 @@ def latency_png(results: dict[str, list[dict]]) -> bytes:
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("ms per inference")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)

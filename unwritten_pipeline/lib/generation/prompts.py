@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,18 @@ def load_seed_examples(directory: Path, data_type: str) -> list[dict[str, Any]]:
         except ValidationError as exc:
             raise ValueError(f"seed examples file {path}, item {index}: {exc}") from None
     return examples
+
+
+def seed_variants(examples: list[dict[str, Any]], n: int, tag: str = "") -> list[dict[str, Any]]:
+    """n distinct copies of the examples (their first long text gets a suffix): valid samples for
+    tests and benchmarks that need volume without an LLM."""
+    out = []
+    for i in range(n):
+        sample = copy.deepcopy(examples[i % len(examples)])
+        key = next(k for k, v in sample.items() if isinstance(v, str) and len(v) > 40)
+        sample[key] = f"{sample[key][:400]} Take {tag}{i}."
+        out.append(sample)
+    return out
 
 
 def build_messages(

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel
 from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.plots import new_figure, png_bytes
 
 
 def heads_config(config: MultiTaskConfig) -> dict:
@@ -70,22 +71,11 @@ def load_merged(directory: Path):
 
 
 def curves_png(history: list[dict]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
+    fig, ax = new_figure(figsize=(6, 3.2))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train", color="#8ab17d")
     ax.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation", color="#e76f51")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean task loss")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)

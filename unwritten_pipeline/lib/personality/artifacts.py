@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
+from unwritten_pipeline.lib.plots import new_figure, png_bytes
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 
 
@@ -32,12 +32,7 @@ def load_deployment(out_dir: Path) -> tuple[PersonalityModel, dict]:
 
 
 def loss_curve_png(history: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
+    fig, ax = new_figure(figsize=(6, 3.2))
     steps = history["steps"]
     ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train (batch)", color="#8ab17d")
     epochs = history["epochs"]
@@ -45,8 +40,4 @@ def loss_curve_png(history: dict) -> bytes:
     ax.set_xlabel("step")
     ax.set_ylabel("BCE loss")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
