@@ -172,6 +172,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Which data produced this shipped model? Release version or file sha256 → the chain back."""
+    from unwritten_pipeline.lib.export.lineage import LineageError, find_release, lineage_lines
+    from unwritten_pipeline.resources.storage import ArtifactStore
+
+    releases = Path(args.releases) if args.releases else ArtifactStore.from_env().root / "releases"
+    try:
+        directory, matched = find_release(releases, args.key)
+    except LineageError as exc:
+        print(f"FAIL  {exc}")
+        return 1
+    print("\n".join(lineage_lines(directory, matched)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("verify-release", help="recompute every sha256 of a release directory")
     verify.add_argument("directory")
     verify.set_defaults(func=cmd_verify_release)
+    lineage = sub.add_parser("lineage", help="the chain from a release version or model sha256 back to its data")
+    lineage.add_argument("key", help="release version (1.0.1) or a shipped file's sha256 (or its first 8+ chars)")
+    lineage.add_argument("--releases", default=None, help="releases folder (default: <data_root>/releases)")
+    lineage.set_defaults(func=cmd_lineage)
     inspect = sub.add_parser("inspect", help="print an exported model's inputs and outputs")
     inspect.add_argument("model")
     inspect.set_defaults(func=cmd_inspect)

@@ -8,6 +8,7 @@ import shutil
 import dagster as dg
 from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 
+from unwritten_pipeline.cli import main
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.export.assets import (
     model_release,
@@ -43,7 +44,7 @@ RUN_CONFIG = {"ops": {
 }}
 
 
-def test_models_to_release_offline(tmp_path):
+def test_models_to_release_offline(tmp_path, capsys):
     inputs = tmp_path / "inputs"
     shutil.copytree(PROJECT_ROOT / "data" / "fusechat", inputs / "fusechat")
     for name in ("personality-tokens.json", "probe_texts.json"):
@@ -87,6 +88,17 @@ def test_models_to_release_offline(tmp_path):
     config = json.loads((directory / "model_config.json").read_text())
     assert [o["name"] for o in config["multitask"]["outputs"]][:2] == ["personality", "sentiment"]
     assert len(config["personality"]["token_labels"]) == 325
+
+    # which dataset produced this shipped model? one command, by file sha256 or by version
+    sha = manifest["files"]["multitask.tflite"]["sha256"]
+    capsys.readouterr()
+    assert main(["lineage", sha[:12], "--releases", str(out / "releases")]) == 0
+    text = capsys.readouterr().out
+    assert "release 1.0.0" in text and "multitask.tflite" in text and "← this file" in text
+    assert "sentiment|2026-11-21" in text and "by ollama/qwen3:8b" in text
+    assert lineage["fusechat_source"] in text and lineage["training_splits_version"] in text
+    assert "```" in release.metadata["lineage_view"].value
+    assert main(["lineage", "0123456789", "--releases", str(out / "releases")]) == 1
 
     again = dg.materialize(ASSETS, selection=[model_release], resources=resources, instance=instance)
     [second] = again.asset_materializations_for_node("model_release")

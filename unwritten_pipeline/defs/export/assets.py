@@ -13,6 +13,7 @@ from unwritten_pipeline.lib.export.bundle import (
     probe_outputs,
     read_json,
 )
+from unwritten_pipeline.lib.export.lineage import lineage_markdown
 from unwritten_pipeline.lib.export.parity import multitask_parity, personality_parity, tokenize
 from unwritten_pipeline.lib.export.release import ReleaseError, build_release, latest_release
 from unwritten_pipeline.lib.export.tflite import RECIPES, RecipeError, TFLiteRunner, check_recipe
@@ -176,6 +177,7 @@ def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, stor
         metadata={"version": manifest["version"], "path": dg.MetadataValue.path(str(directory)),
                   "shipped": manifest["promoted"], "files": dg.MetadataValue.json(manifest["files"]),
                   "lineage": dg.MetadataValue.json(manifest["lineage"]),
+                  "lineage_view": dg.MetadataValue.md(lineage_markdown(directory)),
                   "probe_difference": difference},
         data_version=dg.DataVersion(sha256_file(directory / "manifest.json")[:24]),
         check_results=[dg.AssetCheckResult(
