@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from unwritten_pipeline.defs.automation.definitions import automation_defs
 from unwritten_pipeline.defs.curation.definitions import curation_defs
 from unwritten_pipeline.defs.export.definitions import export_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
@@ -21,6 +22,7 @@ def build_defs() -> dg.Definitions:
         personality_defs(),
         multitask_defs(),
         export_defs(),
+        automation_defs(),
         dg.Definitions(resources={
             "llm": llm,
             "store": ArtifactStore.from_env(),

@@ -21,10 +21,12 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "llm_batches", "validated_samples", "training_splits",
         "personality_tokens", "fusechat_source", "fusechat_soft_labels", "personality_model",
         "multitask_model", "personality_tflite", "multitask_tflite", "benchmark_report", "model_release",
-        "personality_coreml", "multitask_coreml",
+        "personality_coreml", "multitask_coreml", "seed_examples", "probe_texts",
     }
+    assert {s.name for s in defs.sensors} == {"observe_inputs", "rebuild_downstream"}
     assert graph.get(dg.AssetKey("model_release")).parent_keys == {
-        dg.AssetKey("personality_tflite"), dg.AssetKey("multitask_tflite"), dg.AssetKey("benchmark_report")
+        dg.AssetKey("personality_tflite"), dg.AssetKey("multitask_tflite"), dg.AssetKey("benchmark_report"),
+        dg.AssetKey("probe_texts"),
     }
     assert graph.get(dg.AssetKey("validated_samples")).parent_keys == {dg.AssetKey("llm_batches")}
     assert graph.get(dg.AssetKey("personality_model")).parent_keys == {

@@ -1,6 +1,7 @@
 import dagster as dg
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD, REBUILD_FROM_PARTITIONS
 from unwritten_pipeline.defs.curation.checks import (
     CHECK_SPECS,
     CurationThresholds,
@@ -39,6 +40,7 @@ class ValidationConfig(CurationThresholds):
 
 
 @dg.asset(
+    automation_condition=REBUILD,
     partitions_def=generation_partitions,
     deps=[llm_batches],
     group_name="curation",
@@ -109,7 +111,13 @@ class SplitsConfig(dg.Config):
     min_quality: float = Field(default=0.0, description="drop samples whose quality_score is below this")
 
 
-@dg.asset(deps=[validated_samples], group_name="curation", kinds={"python", "parquet"}, code_version="1")
+@dg.asset(
+    automation_condition=REBUILD_FROM_PARTITIONS,
+    deps=[validated_samples],
+    group_name="curation",
+    kinds={"python", "parquet"},
+    code_version="1",
+)
 def training_splits(context: dg.AssetExecutionContext, config: SplitsConfig, store: ArtifactStore) -> dg.MaterializeResult:
     """Train / validation / test splits of every validated partition, stable by content hash.
 

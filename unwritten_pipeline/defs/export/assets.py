@@ -2,6 +2,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import personality_model, personality_tokens
 from unwritten_pipeline.lib.curation.analysis import markdown_table
@@ -17,12 +18,19 @@ from unwritten_pipeline.lib.export.lineage import lineage_markdown
 from unwritten_pipeline.lib.export.parity import multitask_parity, personality_parity, tokenize
 from unwritten_pipeline.lib.export.release import ReleaseError, build_release, latest_release
 from unwritten_pipeline.lib.export.tflite import RECIPES, RecipeError, TFLiteRunner, check_recipe
+from unwritten_pipeline.lib.inputs import folder_version
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 GROUP = "export"
 PARITY = "parity"
+
+
+@dg.observable_source_asset(group_name=GROUP)
+def probe_texts(store: ArtifactStore) -> dg.ObserveResult:
+    """Fixed probe texts (`data/probe_texts.json`) for parity top-up and the release comparison."""
+    return dg.ObserveResult(data_version=dg.DataVersion(folder_version([store.inputs / "probe_texts.json"])))
 
 
 class ParityThresholds(dg.Config):
@@ -37,7 +45,7 @@ class PersonalityExportConfig(ParityThresholds):
     compare_recipes: list[str] = Field(default_factory=lambda: ["int8_dynamic"], description="also measured")
 
 
-@dg.asset(deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"tflite"}, code_version="1",
+@dg.asset(automation_condition=REBUILD, deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"tflite"}, code_version="1",
           check_specs=[dg.AssetCheckSpec(PARITY, asset="personality_tflite", blocking=True)])
 def personality_tflite(context: dg.AssetExecutionContext, config: PersonalityExportConfig,
                        store: ArtifactStore) -> dg.MaterializeResult:
@@ -78,7 +86,7 @@ class MultiTaskExportConfig(ParityThresholds):
     max_length: int = 128
 
 
-@dg.asset(deps=[multitask_model], group_name=GROUP, kinds={"tflite"}, code_version="1",
+@dg.asset(automation_condition=REBUILD, deps=[multitask_model, probe_texts], group_name=GROUP, kinds={"tflite"}, code_version="1",
           check_specs=[dg.AssetCheckSpec(PARITY, asset="multitask_tflite", blocking=True)])
 def multitask_tflite(context: dg.AssetExecutionContext, config: MultiTaskExportConfig,
                      store: ArtifactStore) -> dg.MaterializeResult:
@@ -131,7 +139,7 @@ class ReleaseConfig(dg.Config):
     approve: bool = Field(default=False, description="ship even when the probe difference is too large")
 
 
-@dg.asset(deps=[personality_tflite, multitask_tflite, "benchmark_report"], group_name=GROUP, kinds={"json"},
+@dg.asset(automation_condition=REBUILD, deps=[personality_tflite, multitask_tflite, "benchmark_report", probe_texts], group_name=GROUP, kinds={"json"},
           code_version="1",
           check_specs=[dg.AssetCheckSpec("probe_difference", asset="model_release", blocking=True)])
 def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, store: ArtifactStore) -> dg.MaterializeResult:

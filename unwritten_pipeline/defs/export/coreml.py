@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import personality_model, personality_tokens
 from unwritten_pipeline.lib.export.bundle import load_personality, multitask_module
@@ -32,7 +33,7 @@ class PersonalityCoreMLConfig(dg.Config):
     min_cosine: float = Field(default=0.99, description="4-bit backbone vs PyTorch, decompressed weights")
 
 
-@dg.asset(deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"coreml"}, code_version="1",
+@dg.asset(automation_condition=REBUILD, deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"coreml"}, code_version="1",
           check_specs=[dg.AssetCheckSpec("weights_parity", asset="personality_coreml", blocking=True)])
 def personality_coreml(context: dg.AssetExecutionContext, config: PersonalityCoreMLConfig,
                        store: ArtifactStore) -> dg.MaterializeResult:
@@ -77,7 +78,7 @@ def personality_coreml(context: dg.AssetExecutionContext, config: PersonalityCor
     )
 
 
-@dg.asset(deps=[multitask_model], group_name=GROUP, kinds={"coreml"}, code_version="1")
+@dg.asset(automation_condition=REBUILD, deps=[multitask_model], group_name=GROUP, kinds={"coreml"}, code_version="1")
 def multitask_coreml(context: dg.AssetExecutionContext, store: ArtifactStore) -> dg.MaterializeResult:
     """The merged multi-task model as a Core ML ML Program (fp16, iOS 17): inputs input_ids /
     attention_mask (int32, 1 × 128), one output per head."""

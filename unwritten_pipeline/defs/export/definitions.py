@@ -4,6 +4,7 @@ from unwritten_pipeline.defs.export.assets import (
     model_release,
     multitask_tflite,
     personality_tflite,
+    probe_texts,
 )
 from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
 from unwritten_pipeline.defs.export.report import benchmark_report
@@ -18,4 +19,4 @@ release_job = dg.define_asset_job(
 
 
 def export_defs() -> dg.Definitions:
-    return dg.Definitions(assets=EXPORT_ASSETS, jobs=[release_job])
+    return dg.Definitions(assets=[probe_texts, *EXPORT_ASSETS], jobs=[release_job])

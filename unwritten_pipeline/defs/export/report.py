@@ -2,6 +2,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
 from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.export.benchmark import (
@@ -27,7 +28,7 @@ class BenchmarkConfig(dg.Config):
     accuracy_samples: int = Field(default=256, description="cap on test examples per accuracy figure")
 
 
-@dg.asset(deps=[personality_tflite, multitask_tflite], group_name="export", kinds={"json", "markdown"},
+@dg.asset(automation_condition=REBUILD, deps=[personality_tflite, multitask_tflite], group_name="export", kinds={"json", "markdown"},
           code_version="1")
 def benchmark_report(context: dg.AssetExecutionContext, config: BenchmarkConfig, store: ArtifactStore):
     """Per exported model: size, LiteRT latency (mean/median/p95/p99 at 1 and 2 threads after warm-up),

@@ -3,6 +3,7 @@ import json
 import dagster as dg
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
@@ -30,7 +31,7 @@ class MultiTaskModelConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(deps=[training_splits], group_name="multitask", kinds={"pytorch", "safetensors"}, code_version="1")
+@dg.asset(automation_condition=REBUILD, deps=[training_splits], group_name="multitask", kinds={"pytorch", "safetensors"}, code_version="1")
 def multitask_model(
     context: dg.AssetExecutionContext, config: MultiTaskModelConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:

@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.lib.curation.analysis import png_markdown
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
@@ -53,7 +54,7 @@ class SoftLabelConfig(dg.Config):
     temperature: float = Field(default=0.07, description="softmax temperature over cosine similarities")
 
 
-@dg.asset(deps=[personality_tokens, fusechat_source], group_name=GROUP, kinds={"pytorch", "numpy"}, code_version="1")
+@dg.asset(automation_condition=REBUILD, deps=[personality_tokens, fusechat_source], group_name=GROUP, kinds={"pytorch", "numpy"}, code_version="1")
 def fusechat_soft_labels(
     context: dg.AssetExecutionContext, config: SoftLabelConfig, store: ArtifactStore,
     embeddings: EmbeddingResource, fusechat: FuseChatSourceResource,
@@ -119,7 +120,7 @@ class PersonalityTrainConfig(dg.Config):
 
 # The token list is a direct input too: it names the 325 outputs (and Dagster's
 # staleness is not transitive, so an edited token must reach the model directly).
-@dg.asset(deps=[fusechat_soft_labels, personality_tokens], group_name=GROUP, kinds={"pytorch", "safetensors"},
+@dg.asset(automation_condition=REBUILD, deps=[fusechat_soft_labels, personality_tokens], group_name=GROUP, kinds={"pytorch", "safetensors"},
           code_version="1")
 def personality_model(
     context: dg.AssetExecutionContext, config: PersonalityTrainConfig, store: ArtifactStore

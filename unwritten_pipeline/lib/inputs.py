@@ -1,0 +1,16 @@
+"""Content versions of the files under data/ that steer the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from unwritten_pipeline.lib.storage.files import sha256_file
+
+
+def folder_version(paths: list[Path]) -> str:
+    """Hash of names and contents: a new, removed or edited file changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()[:24]
