@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast check ui bench clean
+.PHONY: setup demo test test-fast check ui ui-check bench clean
 
 setup:
 	./scripts/setup.sh
@@ -27,6 +27,10 @@ check:
 ui:
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## Webserver + GraphQL + headless Chromium: every asset shown, lineage screenshot in ui-lineage.png.
+ui-check:
+	$(PY) scripts/ui_check.py --screenshot ui-lineage.png
 
 ## Generation benchmark: llm_batches code path vs direct backend calls.
 bench:
