@@ -114,7 +114,7 @@ def test_new_fusechat_file_rebuilds_from_the_cache(world):
 def test_new_generation_partition_rebuilds_the_data_side(world):
     defs, instance, cursor = world
     _materialize(instance, "llm_batches", f"sentiment|{TODAY}")
-    keys, result = _requested(defs, instance, cursor)
+    _, result = _requested(defs, instance, cursor)
     [validated] = [r for r in result.results if r.key == dg.AssetKey("validated_samples")]
     assert set(validated.true_subset.expensively_compute_partition_keys()) == {f"sentiment|{TODAY}"}
     # a partitioned asset and its unpartitioned child cannot share a run: two ticks

@@ -57,7 +57,7 @@ def postgres():
         yield {"UNWRITTEN_PG_HOST": "127.0.0.1", "UNWRITTEN_PG_PORT": str(port), "UNWRITTEN_PG_USER": "postgres",
                "UNWRITTEN_PG_PASSWORD": "", "UNWRITTEN_PG_DB": "dagster"}
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 from pydantic import Field
@@ -9,7 +11,6 @@ from unwritten_pipeline.lib.curation.analysis import markdown_table
 from unwritten_pipeline.lib.export.bundle import (
     export_multitask,
     export_personality,
-    load_personality,
     multitask_module,
     probe_outputs,
     read_json,
@@ -19,6 +20,8 @@ from unwritten_pipeline.lib.export.parity import multitask_parity, personality_p
 from unwritten_pipeline.lib.export.release import ReleaseError, build_release, latest_release
 from unwritten_pipeline.lib.export.tflite import RECIPES, RecipeError, TFLiteRunner, check_recipe
 from unwritten_pipeline.lib.inputs import folder_version
+from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
+from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
 from unwritten_pipeline.resources.storage import ArtifactStore
@@ -60,7 +63,7 @@ def personality_tflite(context: dg.AssetExecutionContext, config: PersonalityExp
         raise dg.Failure(description=str(exc)) from exc
     out_dir = store.root / "exports" / "personality"
     paths = export_personality(store.root / "personality_model", out_dir, recipes)
-    model, _ = load_personality(store.root / "personality_model")
+    model, _ = load_deployment(store.root / "personality_model")
     embeddings = cache.embeddings[-config.parity_samples:].astype(np.float32)
     results = {r: personality_parity(model, TFLiteRunner(p), embeddings) for r, p in paths.items()}
     shipped = results[config.recipe]
@@ -153,10 +156,10 @@ def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, stor
     exports = store.root / "exports"
     personality_cfg = read_json(exports / "personality" / "model_config.json")
     multitask_cfg = read_json(exports / "multitask" / "model_config.json")
-    personality_file = _shipped_file(context, "personality_tflite")
-    multitask_file = _shipped_file(context, "multitask_tflite")
+    personality_file = shipped_path(context, "personality_tflite")
+    multitask_file = shipped_path(context, "multitask_tflite")
     texts = read_json(store.inputs / "probe_texts.json")["texts"]
-    _, tokenizer, _ = multitask_module(store.root / "multitask_model")
+    tokenizer = load_tokenizer(store.root / "multitask_model")
     dim, length = personality_cfg["input"]["shape"][1], multitask_cfg["input_length"]
     candidate = probe_outputs(personality_file, multitask_file, tokenizer, texts, dim, length)
     interface = {"personality": {k: personality_cfg[k] for k in ("input", "outputs", "token_labels")},
@@ -195,9 +198,8 @@ def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, stor
     )
 
 
-def _shipped_file(context: dg.AssetExecutionContext, key: str):
-    from pathlib import Path
-
+def shipped_path(context: dg.AssetExecutionContext, key: str) -> Path:
+    """The file the latest materialization of an export asset shipped."""
     event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
     if event is None:
         raise dg.Failure(description=f"{key} has not been materialized; run the exports first")

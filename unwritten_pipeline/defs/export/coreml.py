@@ -7,7 +7,7 @@ from pydantic import Field
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import personality_model, personality_tokens
-from unwritten_pipeline.lib.export.bundle import load_personality, multitask_module
+from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.coreml import (
     backbone_weight_parity,
     describe,
@@ -15,6 +15,7 @@ from unwritten_pipeline.lib.export.coreml import (
     personality_backbone,
     updatable_head,
 )
+from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file
 from unwritten_pipeline.resources.storage import ArtifactStore
@@ -42,7 +43,7 @@ def personality_coreml(context: dg.AssetExecutionContext, config: PersonalityCor
     (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by running the
     decompressed weights in PyTorch; prediction and updates themselves need Apple hardware.
     """
-    model, config_json = load_personality(store.root / "personality_model")
+    model, config_json = load_deployment(store.root / "personality_model")
     try:
         cache = load_cache(store.soft_label_root)
     except SourceError as exc:

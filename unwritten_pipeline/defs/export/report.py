@@ -3,7 +3,7 @@ import numpy as np
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
+from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite, shipped_path
 from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.export.benchmark import (
     latency,
@@ -13,8 +13,8 @@ from unwritten_pipeline.lib.export.benchmark import (
     personality_recall,
     target_rows,
 )
-from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.parity import tokenize
+from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.fusechat import load_cache
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
@@ -35,9 +35,9 @@ def benchmark_report(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     peak memory, float-vs-quantized accuracy on the test data, and the DOMAIN.md target table
     with pass/fail. Written as `reports/benchmark_report.json` and `.md`."""
     exports = store.root / "exports"
-    shipped = {name: _path(context, f"{name}_tflite") for name in ("personality", "multitask")}
+    shipped = {name: shipped_path(context, f"{name}_tflite") for name in ("personality", "multitask")}
     floats = {name: exports / name / f"{name}_float.tflite" for name in shipped}
-    _, tokenizer, _ = multitask_module(store.root / "multitask_model")
+    tokenizer = load_tokenizer(store.root / "multitask_model")
     length = 128
     sample_text = tokenize(tokenizer, ["I can't believe you remembered my birthday!"], length)
     cache = load_cache(store.soft_label_root)
@@ -75,15 +75,6 @@ def benchmark_report(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.md(markdown), "latency_plot": dg.MetadataValue.md(png_markdown(png, "latency")),
         "targets_failed": sum(r[4] == "FAIL" for r in rows), "path": dg.MetadataValue.path(str(out))})
-
-
-def _path(context, key):
-    from pathlib import Path
-
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None:
-        raise dg.Failure(description=f"{key} has not been materialized; run the exports first")
-    return Path(event.asset_materialization.metadata["path"].value)
 
 
 def _markdown(report: dict, rows: list[tuple]) -> str:

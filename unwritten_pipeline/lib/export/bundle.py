@@ -38,10 +38,6 @@ def export_personality(model_dir: Path, out_dir: Path, recipes: list[str]) -> di
     return {"float": float_path, **paths}
 
 
-def load_personality(model_dir: Path):
-    return load_deployment(model_dir)
-
-
 def multitask_module(model_dir: Path):
     encoder, heads, tokenizer, config = load_merged(model_dir)
     return MultiTaskExport(encoder, heads).eval(), tokenizer, config

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +21,12 @@ from torch import nn
 
 from unwritten_pipeline.lib.multitask.model import activate
 from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.storage.files import atomic_output
 
 
 def _save_package(mlmodel, out_path: Path) -> Path:
-    # coremltools insists on the extension, so the temp name keeps it
-    tmp = out_path.with_name(f".tmp-{os.getpid()}-{out_path.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    mlmodel.save(str(tmp))
-    if out_path.exists():
-        shutil.rmtree(out_path) if out_path.is_dir() else out_path.unlink()
-    os.rename(tmp, out_path)
+    with atomic_output(out_path) as tmp:
+        mlmodel.save(str(tmp))
     return out_path
 
 
@@ -105,9 +98,8 @@ def updatable_head(model: nn.Module, out_path: Path, *, optimizer: str = "adam",
     spec.description.metadata.shortDescription = "Unwritten personality head (updatable on device)"
     if labels:
         spec.description.metadata.userDefined["token_labels"] = json.dumps(labels)
-    tmp = out_path.with_name(f".tmp-{os.getpid()}-{out_path.name}")
-    ct.utils.save_spec(spec, str(tmp))
-    os.replace(tmp, out_path)
+    with atomic_output(out_path) as tmp:
+        ct.utils.save_spec(spec, str(tmp))
     return out_path
 
 

@@ -7,7 +7,6 @@ The multi-task model is exported with inputs `input_ids` / `attention_mask`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from unwritten_pipeline.lib.multitask.model import activate
 from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.storage.files import atomic_output
 
 
 class RecipeError(ValueError):
@@ -52,28 +52,25 @@ def check_recipe(name: str) -> str:
 def quantize(float_path: Path, out_path: Path, recipe_name: str) -> Path:
     """Apply a named recipe; 'float' copies the float model. Written atomically."""
     check_recipe(recipe_name)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    if recipe_name == "float":
-        tmp.write_bytes(float_path.read_bytes())
-    else:
-        from ai_edge_quantizer import quantizer
+    with atomic_output(out_path) as tmp:
+        if recipe_name == "float":
+            tmp.write_bytes(float_path.read_bytes())
+        else:
+            from ai_edge_quantizer import quantizer
 
-        q = quantizer.Quantizer(str(float_path))
-        _recipe_builders()[recipe_name](q)
-        q.quantize().export_model(str(tmp), overwrite=True)
-    os.replace(tmp, out_path)
+            q = quantizer.Quantizer(str(float_path))
+            _recipe_builders()[recipe_name](q)
+            q.quantize().export_model(str(tmp), overwrite=True)
     return out_path
 
 
 def _export(module: nn.Module, sample_kwargs: dict, out_path: Path) -> Path:
     import litert_torch
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     with torch.no_grad():
         edge = litert_torch.convert(module.eval(), sample_args=(), sample_kwargs=sample_kwargs)
-    edge.export(str(tmp))
-    os.replace(tmp, out_path)
+    with atomic_output(out_path) as tmp:
+        edge.export(str(tmp))
     return out_path
 
 

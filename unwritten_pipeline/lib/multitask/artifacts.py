@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel
 from unwritten_pipeline.lib.multitask.tasks import HEADS
 from unwritten_pipeline.lib.plots import new_figure, png_bytes
+from unwritten_pipeline.lib.storage.files import atomic_output
 
 
 def heads_config(config: MultiTaskConfig) -> dict:
@@ -29,34 +29,33 @@ def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> 
     merged/       encoder with the LoRA merged in (save_pretrained) + heads.safetensors + tokenizer
     tokenizer/    tokenizer files
     """
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    heads = {f"{name}.{k}": v.contiguous() for name, head in model.heads.items() for k, v in head.state_dict().items()}
-    save_file(heads, str(tmp / "heads.safetensors"))
-    (tmp / "multitask_config.json").write_text(json.dumps({**heads_config(model.config), **extra}, indent=2))
-    merged_encoder = copy.deepcopy(model.encoder)
-    if not model.config.full_finetune:
-        model.encoder.save_pretrained(str(tmp / "adapter"))
-        merged_encoder = merged_encoder.merge_and_unload()
-    merged_encoder.save_pretrained(str(tmp / "merged"))
-    shutil.copy(tmp / "heads.safetensors", tmp / "merged" / "heads.safetensors")
-    shutil.copy(tmp / "multitask_config.json", tmp / "merged" / "multitask_config.json")
-    tokenizer.save_pretrained(str(tmp / "merged"))
-    tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, out_dir)
+    with atomic_output(out_dir) as tmp:
+        tmp.mkdir()
+        heads = {f"{name}.{k}": v.contiguous() for name, head in model.heads.items()
+                 for k, v in head.state_dict().items()}
+        save_file(heads, str(tmp / "heads.safetensors"))
+        (tmp / "multitask_config.json").write_text(json.dumps({**heads_config(model.config), **extra}, indent=2))
+        merged_encoder = copy.deepcopy(model.encoder)
+        if not model.config.full_finetune:
+            model.encoder.save_pretrained(str(tmp / "adapter"))
+            merged_encoder = merged_encoder.merge_and_unload()
+        merged_encoder.save_pretrained(str(tmp / "merged"))
+        shutil.copy(tmp / "heads.safetensors", tmp / "merged" / "heads.safetensors")
+        shutil.copy(tmp / "multitask_config.json", tmp / "merged" / "multitask_config.json")
+        tokenizer.save_pretrained(str(tmp / "merged"))
+        tokenizer.save_pretrained(str(tmp / "tokenizer"))
     files = {"heads": out_dir / "heads.safetensors", "merged_weights": out_dir / "merged" / "model.safetensors",
              "config": out_dir / "multitask_config.json"}
     if not model.config.full_finetune:
         files["adapter"] = out_dir / "adapter" / "adapter_model.safetensors"
     return files
+
+
+def load_tokenizer(directory: Path):
+    """The tokenizer alone, without loading the 90 MB encoder."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory / "tokenizer"))
 
 
 def load_merged(directory: Path):

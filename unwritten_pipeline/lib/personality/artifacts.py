@@ -9,16 +9,14 @@ from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 from unwritten_pipeline.lib.plots import new_figure, png_bytes
-from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.storage.files import atomic_output, write_json_atomic
 
 
 def save_deployment(out_dir: Path, model: PersonalityModel, *, lineage: dict, tokens: list[str]) -> Path:
     """model.safetensors (weights only, no optimiser state) + config.json; returns the weights path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     weights = out_dir / "model.safetensors"
-    tmp.replace(weights)
+    with atomic_output(weights) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json_atomic(out_dir / "config.json", {"model": model.config.as_dict(), "tokens": tokens, **lineage})
     return weights
 
