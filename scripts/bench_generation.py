@@ -46,14 +46,20 @@ def direct_loop(backend, settings, data_type, n, examples, max_retries) -> dict:
             wanted = size - got
             calls += 1
             try:
-                result = backend.chat(ChatRequest(
-                    model=settings.model,
-                    messages=build_messages(data_type, wanted, examples, batch_number=batch_number),
-                    schema=response_schema(data_type, wanted),
-                    temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
-                    seed=call_seed(DATE, data_type, batch_number, attempt),
-                    max_tokens=wanted * settings.max_tokens_per_sample + 64,
-                ))
+                result = backend.chat(
+                    ChatRequest(
+                        model=settings.model,
+                        messages=build_messages(
+                            data_type, wanted, examples, batch_number=batch_number
+                        ),
+                        schema=response_schema(data_type, wanted),
+                        temperature=settings.temperature,
+                        top_p=settings.top_p,
+                        top_k=settings.top_k,
+                        seed=call_seed(DATE, data_type, batch_number, attempt),
+                        max_tokens=wanted * settings.max_tokens_per_sample + 64,
+                    )
+                )
             except LLMError:
                 continue
             valid = 0
@@ -69,15 +75,24 @@ def direct_loop(backend, settings, data_type, n, examples, max_retries) -> dict:
                 break
         samples += got
     seconds = time.perf_counter() - started
-    return {"samples": samples, "calls": calls, "schema_pass": passed / calls if calls else 0.0, "seconds": seconds}
+    return {
+        "samples": samples,
+        "calls": calls,
+        "schema_pass": passed / calls if calls else 0.0,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-type", default="sentiment")
     parser.add_argument("-n", type=int, default=20, help="samples to generate on each side")
     parser.add_argument("--samples-per-call", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this file"
+    )
     args = parser.parse_args()
 
     llm, store = LLMResource.from_env(), ArtifactStore.from_env()
@@ -88,33 +103,61 @@ def main() -> None:
     backend = llm.open_backend(store.model_cache_dir)
     backend.check([settings.model])  # model load is not part of either measurement
     examples = load_seed_examples(store.seed_examples_dir, args.data_type)
-    direct_loop(backend, settings, args.data_type, 1, examples, 0)  # warm-up: first inference is slower
+    direct_loop(
+        backend, settings, args.data_type, 1, examples, 0
+    )  # warm-up: first inference is slower
 
     with tempfile.TemporaryDirectory() as tmp:
         report = generate_partition(
-            backend, data_root=Path(tmp), seed_examples_dir=store.seed_examples_dir, data_type=args.data_type,
-            date=DATE, settings=settings, target_samples=args.n, options=replace(options, backoff_base_s=0.0),
+            backend,
+            data_root=Path(tmp),
+            seed_examples_dir=store.seed_examples_dir,
+            data_type=args.data_type,
+            date=DATE,
+            settings=settings,
+            target_samples=args.n,
+            options=replace(options, backoff_base_s=0.0),
             log=lambda _: None,
         )
-        rules = ValidationRules(min_quality={t: s.min_quality for t, s in llm.load_profile().types.items()})
-        curated = validate_partition(partition_dir(Path(tmp), args.data_type, DATE), data_type=args.data_type,
-                                     date=DATE, rules=rules)
+        rules = ValidationRules(
+            min_quality={t: s.min_quality for t, s in llm.load_profile().types.items()}
+        )
+        curated = validate_partition(
+            partition_dir(Path(tmp), args.data_type, DATE),
+            data_type=args.data_type,
+            date=DATE,
+            rules=rules,
+        )
     direct = direct_loop(backend, settings, args.data_type, args.n, examples, options.max_retries)
     backend.close()
 
     pipeline_rate = 60 * report.samples_written / report.wall_seconds
     direct_rate = 60 * direct["samples"] / direct["seconds"]
     figures = {
-        "backend": llm.backend_name(), "model": settings.model, "data_type": args.data_type, "n": args.n,
+        "backend": llm.backend_name(),
+        "model": settings.model,
+        "data_type": args.data_type,
+        "n": args.n,
         "samples_per_call": settings.samples_per_call,
-        "pipeline": {"samples": report.samples_written, "calls": report.calls, "seconds": round(report.wall_seconds, 2),
-                     "samples_per_min": round(pipeline_rate, 2), "schema_pass": round(report.schema_pass_rate, 3),
-                     "completion_tokens_per_s": round(report.tokens_per_s, 1)},
-        "direct": {**{k: round(v, 3) for k, v in direct.items()}, "samples_per_min": round(direct_rate, 2)},
+        "pipeline": {
+            "samples": report.samples_written,
+            "calls": report.calls,
+            "seconds": round(report.wall_seconds, 2),
+            "samples_per_min": round(pipeline_rate, 2),
+            "schema_pass": round(report.schema_pass_rate, 3),
+            "completion_tokens_per_s": round(report.tokens_per_s, 1),
+        },
+        "direct": {
+            **{k: round(v, 3) for k, v in direct.items()},
+            "samples_per_min": round(direct_rate, 2),
+        },
         "ratio": round(pipeline_rate / direct_rate, 3) if direct_rate else None,
-        "curation": {"accepted": len(curated.accepted), "rejected": len(curated.rejected),
-                     "accepted_per_min": round(60 * len(curated.accepted) / report.wall_seconds, 2),
-                     "rejects_by_reason": dict(curated.reasons())},
+        "curation": {
+            "accepted": len(curated.accepted),
+            "rejected": len(curated.rejected),
+            "accepted_per_min": round(60 * len(curated.accepted) / report.wall_seconds, 2),
+            "rejects_by_reason": dict(curated.reasons()),
+        },
     }
     print(json.dumps(figures, indent=2))
     if args.json:

@@ -40,27 +40,50 @@ def build_data(root: Path, per_type: int) -> None:
     seed_dir = ArtifactStore().seed_examples_dir
     for data_type in DATA_TYPES:
         samples = seed_variants(load_seed_examples(seed_dir, data_type), per_type)
-        write_batch(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE, batch_number=1,
-                    samples=samples, generator={}, timestamp="")
-        result = validate_partition(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE,
-                                    rules=ValidationRules())
+        write_batch(
+            partition_dir(root, data_type, DATE),
+            data_type=data_type,
+            date=DATE,
+            batch_number=1,
+            samples=samples,
+            generator={},
+            timestamp="",
+        )
+        result = validate_partition(
+            partition_dir(root, data_type, DATE),
+            data_type=data_type,
+            date=DATE,
+            rules=ValidationRules(),
+        )
         write_validation(validated_dir(root, data_type, DATE), result, {})
     write_splits(root / "training_splits", build_splits(root), {"partitions": []})
 
 
 def run(root: Path, full: bool, epochs: int) -> dict:
     started = time.perf_counter()
-    result = train_from_splits(root / "training_splits", root / ("full" if full else "lora"),
-                               MultiTaskConfig(full_finetune=full), MultiTaskTrainConfig(epochs=epochs),
-                               lineage={}, log=lambda _: None)
-    return {"mode": "full fine-tune" if full else "LoRA", "wall_s": round(time.perf_counter() - started, 1),
-            "train_s": round(result.result.seconds, 1), "samples_per_s": round(result.result.samples_per_s, 1),
-            "trainable": result.trainable, "total": result.total,
-            "vs_baselines": comparison_rows(result.metrics)}
+    result = train_from_splits(
+        root / "training_splits",
+        root / ("full" if full else "lora"),
+        MultiTaskConfig(full_finetune=full),
+        MultiTaskTrainConfig(epochs=epochs),
+        lineage={},
+        log=lambda _: None,
+    )
+    return {
+        "mode": "full fine-tune" if full else "LoRA",
+        "wall_s": round(time.perf_counter() - started, 1),
+        "train_s": round(result.result.seconds, 1),
+        "samples_per_s": round(result.result.samples_per_s, 1),
+        "trainable": result.trainable,
+        "total": result.total,
+        "vs_baselines": comparison_rows(result.metrics),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--per-type", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
@@ -68,8 +91,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build_data(root, args.per_type)
-        figures = {"per_type": args.per_type, "epochs": args.epochs,
-                   "runs": [run(root, full=False, epochs=args.epochs), run(root, full=True, epochs=args.epochs)]}
+        figures = {
+            "per_type": args.per_type,
+            "epochs": args.epochs,
+            "runs": [
+                run(root, full=False, epochs=args.epochs),
+                run(root, full=True, epochs=args.epochs),
+            ],
+        }
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

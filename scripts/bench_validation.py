@@ -32,7 +32,11 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 DATE = "2000-01-01"
 BREAKERS = [
     lambda s: s.update(quality_score=0.1) if "quality_score" in s else None,
-    lambda s: s.update(effective_capacity=min(10.0, s["effective_capacity"] + 3)) if "effective_capacity" in s else None,
+    lambda s: (
+        s.update(effective_capacity=min(10.0, s["effective_capacity"] + 3))
+        if "effective_capacity" in s
+        else None
+    ),
     lambda s: s.update(relationship_impact=1.5) if "relationship_impact" in s else None,
     lambda s: s.update(score=1.7) if "score" in s else None,
 ]
@@ -46,29 +50,49 @@ def make_samples(seed_dir: Path, data_type: str, n: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=10_000)
     args = parser.parse_args()
     seed_dir = ArtifactStore().seed_examples_dir
-    rules = ValidationRules(min_quality={t: s.min_quality for t, s in production_profile().types.items()})
+    rules = ValidationRules(
+        min_quality={t: s.min_quality for t, s in production_profile().types.items()}
+    )
     per_type = args.n // len(DATA_TYPES)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for data_type in DATA_TYPES:
             samples = make_samples(seed_dir, data_type, per_type)
             for b in range(0, per_type, 20):
-                write_batch(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE,
-                            batch_number=b // 20 + 1, samples=samples[b:b + 20], generator={}, timestamp="")
+                write_batch(
+                    partition_dir(root, data_type, DATE),
+                    data_type=data_type,
+                    date=DATE,
+                    batch_number=b // 20 + 1,
+                    samples=samples[b : b + 20],
+                    generator={},
+                    timestamp="",
+                )
         started = time.perf_counter()
         totals = {"samples": 0, "accepted": 0}
         for data_type in DATA_TYPES:
-            result = validate_partition(partition_dir(root, data_type, DATE), data_type=data_type, date=DATE,
-                                        rules=rules)
+            result = validate_partition(
+                partition_dir(root, data_type, DATE), data_type=data_type, date=DATE, rules=rules
+            )
             write_validation(validated_dir(root, data_type, DATE), result, {})
             totals["samples"] += result.total
             totals["accepted"] += len(result.accepted)
         seconds = time.perf_counter() - started
-    print(json.dumps({**totals, "seconds": round(seconds, 3), "samples_per_s": round(totals["samples"] / seconds)}))
+    print(
+        json.dumps(
+            {
+                **totals,
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(totals["samples"] / seconds),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

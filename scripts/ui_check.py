@@ -23,8 +23,16 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 QUERY = """{ assetNodes { assetKey { path } groupName isPartitioned
              partitionKeysByDimension { name partitionKeys } } }"""
 
@@ -47,8 +55,11 @@ def wait_for(url: str, timeout: float) -> None:
 
 
 def graphql(base: str) -> list[dict]:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": QUERY}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/graphql",
+        data=json.dumps({"query": QUERY}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     return json.loads(urllib.request.urlopen(request, timeout=30).read())["data"]["assetNodes"]
 
 
@@ -58,8 +69,13 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         raise FileNotFoundError("chromium is not installed (apt-get install chromium)")
     profile = tempfile.mkdtemp(prefix="unwritten-chromium-")
     try:
-        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout, check=True)
+        return subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
@@ -70,26 +86,55 @@ def check_ui(screenshot: Path, expected: set[str]) -> dict:
     home = Path(tempfile.mkdtemp(prefix="unwritten-ui-"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1",
-                               "-p", str(port), "-w", "workspace.yaml"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(f"{base}/server_info", 180)
         nodes = graphql(base)
         keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
         missing_api = expected - keys
         # the catalog lists every asset by full name; the lineage view (truncated node labels) is the picture
-        dom = chromium("--virtual-time-budget=20000", "--window-size=1600,3000", "--dump-dom", f"{base}/assets").stdout
+        dom = chromium(
+            "--virtual-time-budget=20000", "--window-size=1600,3000", "--dump-dom", f"{base}/assets"
+        ).stdout
         lineage = f"{base}/assets/model_release?view=lineage&lineageScope=upstream&lineageDepth=12"
-        chromium("--virtual-time-budget=20000", "--window-size=1600,1000", f"--screenshot={screenshot}", lineage)
+        chromium(
+            "--virtual-time-budget=20000",
+            "--window-size=1600,1000",
+            f"--screenshot={screenshot}",
+            lineage,
+        )
         missing_page = {key for key in expected if key not in dom}
         groups = sorted({n["groupName"] for n in nodes})
-        partitions = {"/".join(n["assetKey"]["path"]): {d["name"]: len(d["partitionKeys"])
-                                                         for d in n["partitionKeysByDimension"]}
-                      for n in nodes if n["isPartitioned"]}
-        return {"assets": sorted(keys), "groups": groups, "partitions": partitions,
-                "missing_in_api": sorted(missing_api), "missing_on_page": sorted(missing_page),
-                "screenshot": str(screenshot), "screenshot_bytes": screenshot.stat().st_size}
+        partitions = {
+            "/".join(n["assetKey"]["path"]): {
+                d["name"]: len(d["partitionKeys"]) for d in n["partitionKeysByDimension"]
+            }
+            for n in nodes
+            if n["isPartitioned"]
+        }
+        return {
+            "assets": sorted(keys),
+            "groups": groups,
+            "partitions": partitions,
+            "missing_in_api": sorted(missing_api),
+            "missing_on_page": sorted(missing_page),
+            "screenshot": str(screenshot),
+            "screenshot_bytes": screenshot.stat().st_size,
+        }
     finally:
         server.terminate()
         try:
@@ -100,7 +145,9 @@ def check_ui(screenshot: Path, expected: set[str]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--screenshot", type=Path, default=ROOT / "ui-lineage.png")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))

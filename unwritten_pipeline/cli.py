@@ -73,9 +73,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.count:
         generation["ops"] = {"llm_batches": {"config": {"sample_count": args.count}}}
     steps = [
-        ("generation_job", generation, True), ("curation_job", quiet, True), ("splits_job", quiet, False),
-        ("observe_personality_inputs", quiet, False), ("personality_job", quiet, False),
-        ("multitask_job", quiet, False), ("release_job", quiet, False),
+        ("generation_job", generation, True),
+        ("curation_job", quiet, True),
+        ("splits_job", quiet, False),
+        ("observe_personality_inputs", quiet, False),
+        ("personality_job", quiet, False),
+        ("multitask_job", quiet, False),
+        ("release_job", quiet, False),
     ]
     failed: list[str] = []
     with dg.DagsterInstance.get() as instance:
@@ -86,9 +90,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 print(f"== {label}", flush=True)
                 result = job.execute_in_process(
                     partition_key=partition_key(date, data_type) if partitioned else None,
-                    run_config=run_config, instance=instance, raise_on_error=False,
+                    run_config=run_config,
+                    instance=instance,
+                    raise_on_error=False,
                 )
-                print(f"   run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+                print(
+                    f"   run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}",
+                    flush=True,
+                )
                 if not result.success:
                     failed.append(label)
     root = ArtifactStore.from_env().root
@@ -119,7 +128,10 @@ def _latest_release(root: Path) -> str:
 
 
 def _demo_summary(root: Path, date: str, types: list[str]) -> str:
-    lines = ["", f"{'data_type':<24}{'accepted':>9}{'rejected':>9}{'pass rate':>11}  top reject reason"]
+    lines = [
+        "",
+        f"{'data_type':<24}{'accepted':>9}{'rejected':>9}{'pass rate':>11}  top reject reason",
+    ]
     for data_type in types:
         path = root / "validated" / data_type / date / "summary.json"
         if not path.is_file():
@@ -127,8 +139,10 @@ def _demo_summary(root: Path, date: str, types: list[str]) -> str:
             continue
         summary = json.loads(path.read_text())
         top = next(iter(summary["rejects_by_reason"]), "-")
-        lines.append(f"{data_type:<24}{summary['accepted']:>9}{summary['rejected']:>9}"
-                     f"{100 * summary['pass_rate']:>10.0f}%  {top}")
+        lines.append(
+            f"{data_type:<24}{summary['accepted']:>9}{summary['rejected']:>9}"
+            f"{100 * summary['pass_rate']:>10.0f}%  {top}"
+        )
     return "\n".join(lines)
 
 
@@ -141,7 +155,9 @@ def cmd_verify_release(args: argparse.Namespace) -> int:
         print(f"FAIL  {problem}")
     if not problems:
         manifest = json.loads((Path(args.directory) / "manifest.json").read_text())
-        print(f"OK    release {manifest['version']}: {len(manifest['files'])} files match manifest.json")
+        print(
+            f"OK    release {manifest['version']}: {len(manifest['files'])} files match manifest.json"
+        )
     return 1 if problems else 0
 
 
@@ -166,9 +182,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 1
     details = runner.interpreter.get_signature_runner()
     print(f"{path} ({path.stat().st_size:,} bytes)")
-    for kind, items in (("input", details.get_input_details()), ("output", details.get_output_details())):
+    for kind, items in (
+        ("input", details.get_input_details()),
+        ("output", details.get_output_details()),
+    ):
         for name, detail in items.items():
-            print(f"  {kind:<6} {name:<20} shape={[int(d) for d in detail['shape']]} dtype={detail['dtype'].__name__}")
+            print(
+                f"  {kind:<6} {name:<20} shape={[int(d) for d in detail['shape']]} dtype={detail['dtype'].__name__}"
+            )
     return 0
 
 
@@ -190,18 +211,32 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="verify the configured LLM backend and its models").set_defaults(func=cmd_check)
-    demo = sub.add_parser("demo", help="run the main job on the configured profile (default: embedded demo)")
-    demo.add_argument("--count", type=int, default=None, help="samples per data type (default: the profile's)")
-    demo.add_argument("--date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)")
+    sub.add_parser("check", help="verify the configured LLM backend and its models").set_defaults(
+        func=cmd_check
+    )
+    demo = sub.add_parser(
+        "demo", help="run the main job on the configured profile (default: embedded demo)"
+    )
+    demo.add_argument(
+        "--count", type=int, default=None, help="samples per data type (default: the profile's)"
+    )
+    demo.add_argument(
+        "--date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)"
+    )
     demo.add_argument("--data-type", action="append", help="only this data type (repeatable)")
     demo.set_defaults(func=cmd_demo)
     verify = sub.add_parser("verify-release", help="recompute every sha256 of a release directory")
     verify.add_argument("directory")
     verify.set_defaults(func=cmd_verify_release)
-    lineage = sub.add_parser("lineage", help="the chain from a release version or model sha256 back to its data")
-    lineage.add_argument("key", help="release version (1.0.1) or a shipped file's sha256 (or its first 8+ chars)")
-    lineage.add_argument("--releases", default=None, help="releases folder (default: <data_root>/releases)")
+    lineage = sub.add_parser(
+        "lineage", help="the chain from a release version or model sha256 back to its data"
+    )
+    lineage.add_argument(
+        "key", help="release version (1.0.1) or a shipped file's sha256 (or its first 8+ chars)"
+    )
+    lineage.add_argument(
+        "--releases", default=None, help="releases folder (default: <data_root>/releases)"
+    )
     lineage.set_defaults(func=cmd_lineage)
     inspect = sub.add_parser("inspect", help="print an exported model's inputs and outputs")
     inspect.add_argument("model")

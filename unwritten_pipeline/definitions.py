@@ -23,12 +23,14 @@ def build_defs() -> dg.Definitions:
         multitask_defs(),
         export_defs(),
         automation_defs(),
-        dg.Definitions(resources={
-            "llm": llm,
-            "store": ArtifactStore.from_env(),
-            "embeddings": EmbeddingResource.from_env(),
-            "fusechat": FuseChatSourceResource.from_env(),
-        }),
+        dg.Definitions(
+            resources={
+                "llm": llm,
+                "store": ArtifactStore.from_env(),
+                "embeddings": EmbeddingResource.from_env(),
+                "fusechat": FuseChatSourceResource.from_env(),
+            }
+        ),
     )
 
 

@@ -20,6 +20,13 @@ def distinct_samples(data_type: str, n: int, tag: str = "") -> list[dict[str, An
 def write_partition(root: Path, data_type: str, date: str, batches: list[list[Any]]) -> Path:
     directory = partition_dir(root, data_type, date)
     for number, samples in enumerate(batches, start=1):
-        write_batch(directory, data_type=data_type, date=date, batch_number=number, samples=samples,
-                    generator=GENERATOR, timestamp="2026-11-22T02:00:00+00:00")
+        write_batch(
+            directory,
+            data_type=data_type,
+            date=date,
+            batch_number=number,
+            samples=samples,
+            generator=GENERATOR,
+            timestamp="2026-11-22T02:00:00+00:00",
+        )
     return directory

@@ -90,16 +90,30 @@ class FakeLLMServer:
             def _record(self, body: Any) -> None:
                 with server._lock:
                     server.requests.append(
-                        {"path": self.path, "method": self.command, "body": body, "headers": dict(self.headers)}
+                        {
+                            "path": self.path,
+                            "method": self.command,
+                            "body": body,
+                            "headers": dict(self.headers),
+                        }
                     )
 
             def do_GET(self):
                 self._record(None)
                 if self.path == "/api/tags":
-                    models = [{"name": m, "model": m, "size": 1, "digest": "0" * 64} for m in server.models]
+                    models = [
+                        {"name": m, "model": m, "size": 1, "digest": "0" * 64}
+                        for m in server.models
+                    ]
                     return self._send(200, {"models": models})
                 if self.path == "/v1/models":
-                    return self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                    return self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": m, "object": "model"} for m in server.models],
+                        },
+                    )
                 self._send(404, {"error": "not found"})
 
             def do_POST(self):
@@ -122,7 +136,9 @@ class FakeLLMServer:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 rejected = server.reject_json_schema and self.path == "/v1/chat/completions"
                 if rejected and body["response_format"]["type"] == "json_schema":
-                    return self._send(400, {"error": {"message": "response_format json_schema not supported"}})
+                    return self._send(
+                        400, {"error": {"message": "response_format json_schema not supported"}}
+                    )
                 fault = server._next_fault()
                 if server.delay_s:
                     time.sleep(server.delay_s)
@@ -136,23 +152,46 @@ class FakeLLMServer:
                     return None
                 if self.path == "/api/chat":
                     content = server._content(body["format"], fault)
-                    return self._send(200, {
-                        "model": body["model"], "created_at": "2026-11-22T02:00:00Z",
-                        "message": {"role": "assistant", "content": content},
-                        "done": True, "done_reason": "stop",
-                        "total_duration": 250_000_000, "prompt_eval_count": 321, "eval_count": 123,
-                        "eval_duration": 200_000_000,
-                    })
+                    return self._send(
+                        200,
+                        {
+                            "model": body["model"],
+                            "created_at": "2026-11-22T02:00:00Z",
+                            "message": {"role": "assistant", "content": content},
+                            "done": True,
+                            "done_reason": "stop",
+                            "total_duration": 250_000_000,
+                            "prompt_eval_count": 321,
+                            "eval_count": 123,
+                            "eval_duration": 200_000_000,
+                        },
+                    )
                 if self.path == "/v1/chat/completions":
                     response_format = body["response_format"]
-                    schema = (response_format.get("json_schema") or {}).get("schema") or response_format["schema"]
+                    schema = (response_format.get("json_schema") or {}).get(
+                        "schema"
+                    ) or response_format["schema"]
                     content = server._content(schema, fault)
-                    return self._send(200, {
-                        "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                     "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 321, "completion_tokens": 123, "total_tokens": 444},
-                    })
+                    return self._send(
+                        200,
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": content},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": 321,
+                                "completion_tokens": 123,
+                                "total_tokens": 444,
+                            },
+                        },
+                    )
                 self._send(404, {"error": "not found"})
 
             def _embeddings(self, body: dict[str, Any]) -> None:
@@ -163,11 +202,20 @@ class FakeLLMServer:
                     return self._send(500, {"error": {"message": "overloaded"}})
                 if fault == "bad_request":
                     return self._send(400, {"error": {"message": "input too long"}})
-                data = [{"object": "embedding", "index": i, "embedding": fake_embedding(text)}
-                        for i, text in enumerate(body["input"])]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": fake_embedding(text)}
+                    for i, text in enumerate(body["input"])
+                ]
                 data.reverse()  # the API does not promise order; clients must sort by index
-                self._send(200, {"object": "list", "data": data, "model": body["model"],
-                                 "usage": {"prompt_tokens": 10, "total_tokens": 10}})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": body["model"],
+                        "usage": {"prompt_tokens": 10, "total_tokens": 10},
+                    },
+                )
 
         return Handler
 

@@ -18,7 +18,9 @@ TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 def _observe(instance, key, version):
-    instance.report_runless_asset_event(dg.AssetObservation(asset_key=key, tags={"dagster/data_version": version}))
+    instance.report_runless_asset_event(
+        dg.AssetObservation(asset_key=key, tags={"dagster/data_version": version})
+    )
 
 
 def _materialize(instance, key, partition=None):
@@ -43,12 +45,18 @@ def world():
             _check(instance, dg.AssetKey(key), check, True)
         cursor = None
         for _ in range(2):  # let the first ticks handle the initial state
-            cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor).cursor
+            cursor = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=cursor
+            ).cursor
         yield defs, instance, cursor
 
 
-BLOCKING_CHECKS = {"personality_tflite": "parity", "multitask_tflite": "parity", "personality_coreml": "weights_parity",
-                   "model_release": "probe_difference"}
+BLOCKING_CHECKS = {
+    "personality_tflite": "parity",
+    "multitask_tflite": "parity",
+    "personality_coreml": "weights_parity",
+    "model_release": "probe_difference",
+}
 
 
 def _requested(defs, instance, cursor):
@@ -69,8 +77,11 @@ def _waves(defs, instance, cursor, *, check_passes=True, limit=5):
         for r in result.results:
             if not r.true_subset.size:
                 continue
-            partitions = (r.true_subset.expensively_compute_partition_keys()
-                          if r.true_subset.is_partitioned else [None])
+            partitions = (
+                r.true_subset.expensively_compute_partition_keys()
+                if r.true_subset.is_partitioned
+                else [None]
+            )
             for partition in partitions:
                 _materialize(instance, r.key, partition)
             check = BLOCKING_CHECKS.get(r.key.to_user_string())
@@ -83,15 +94,31 @@ def _check(instance, key, name, passed):
     """A blocking check's result on the asset's latest materialization, as a real run would record it."""
     record = instance.fetch_materializations(key, limit=1).records[0]
     target = AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp)
-    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-        asset_key=key, check_name=name, passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata={},
-        target_materialization_data=target))
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name=name,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={},
+            target_materialization_data=target,
+        )
+    )
 
 
 # one run: blocking checks of assets requested together are enforced inside that run
-PERSONALITY_SIDE = [{"fusechat_soft_labels", "personality_model", "personality_tflite", "personality_coreml",
-                     "benchmark_report", "model_release"}]
+PERSONALITY_SIDE = [
+    {
+        "fusechat_soft_labels",
+        "personality_model",
+        "personality_tflite",
+        "personality_coreml",
+        "benchmark_report",
+        "model_release",
+    }
+]
 
 
 def test_nothing_changed_requests_nothing(world):
@@ -120,8 +147,14 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
     # a partitioned asset and its unpartitioned child cannot share a run: two ticks
     assert _waves(defs, instance, cursor) == [
         {"validated_samples"},
-        {"training_splits", "multitask_model", "multitask_tflite", "multitask_coreml", "benchmark_report",
-         "model_release"},
+        {
+            "training_splits",
+            "multitask_model",
+            "multitask_tflite",
+            "multitask_coreml",
+            "benchmark_report",
+            "model_release",
+        },
     ]
 
 
@@ -152,13 +185,20 @@ def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):
     shutil.copytree(PROJECT_ROOT / "data" / "seed_examples", inputs / "seed_examples")
     for name in ("personality-tokens.json", "probe_texts.json"):
         shutil.copy(PROJECT_ROOT / "data" / name, inputs / name)
-    resources = {"store": ArtifactStore(data_root=str(tmp_path / "out"), inputs_dir=str(inputs)),
-                 "fusechat": FuseChatSourceResource()}
+    resources = {
+        "store": ArtifactStore(data_root=str(tmp_path / "out"), inputs_dir=str(inputs)),
+        "fusechat": FuseChatSourceResource(),
+    }
 
     def tick(cursor):
         with dg.instance_for_test() as instance:
-            result = observe_inputs(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
-        return {e.asset_key.to_user_string(): e.tags["dagster/data_version"] for e in result.asset_events}, result.cursor
+            result = observe_inputs(
+                dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+            )
+        return {
+            e.asset_key.to_user_string(): e.tags["dagster/data_version"]
+            for e in result.asset_events
+        }, result.cursor
 
     first, cursor = tick(None)
     assert set(first) == set(SOURCES)
@@ -167,7 +207,9 @@ def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):
     tokens["tokens"][5] = "tokenedited"
     (inputs / "personality-tokens.json").write_text(json.dumps(tokens))
     (inputs / "fusechat" / "extra.jsonl").write_text(
-        json.dumps({"id": "x", "conversations": [{"from": "human", "value": "hello there friend"}]}) + "\n")
+        json.dumps({"id": "x", "conversations": [{"from": "human", "value": "hello there friend"}]})
+        + "\n"
+    )
     changed, _ = tick(cursor)
     assert set(changed) == {"personality_tokens", "fusechat_source"}
     assert changed["personality_tokens"] != first["personality_tokens"]

@@ -22,8 +22,9 @@ def test_check_names_the_missing_model_and_the_fix(fake_server, monkeypatch, cap
     fake_server.models = ["qwen3:30b-a3b"]
     _configure(monkeypatch, fake_server.url)
     assert main(["check"]) == 1
-    assert f"FAIL  model qwen3:8b is not pulled on {fake_server.url}; run `ollama pull qwen3:8b`" in (
-        capsys.readouterr().out
+    assert (
+        f"FAIL  model qwen3:8b is not pulled on {fake_server.url}; run `ollama pull qwen3:8b`"
+        in (capsys.readouterr().out)
     )
 
 
@@ -31,10 +32,15 @@ def test_check_reports_an_unreachable_server(monkeypatch, capsys):
     _configure(monkeypatch, "http://127.0.0.1:9")
     assert main(["check"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  ollama server at http://127.0.0.1:9 is unreachable" in out and "ollama serve" in out
+    assert (
+        "FAIL  ollama server at http://127.0.0.1:9 is unreachable" in out and "ollama serve" in out
+    )
 
 
 def test_check_reports_bad_configuration(monkeypatch, capsys):
     monkeypatch.setenv("UNWRITTEN_PROFILE", "nightly")
     assert main(["check"]) == 1
-    assert "FAIL  configuration: UNWRITTEN_PROFILE='nightly' is not a profile" in capsys.readouterr().out
+    assert (
+        "FAIL  configuration: UNWRITTEN_PROFILE='nightly' is not a profile"
+        in capsys.readouterr().out
+    )

@@ -21,8 +21,15 @@ from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 from unwritten_pipeline_tests.test_export import tiny_multitask  # noqa: F401  (fixture)
 
-CONFIG = PersonalityConfig(encoder_dim=16, embedding_dim=64, hidden_dim=64, num_heads=4, ffn_dim=128,
-                           num_tokens=10, dropout=0.0)
+CONFIG = PersonalityConfig(
+    encoder_dim=16,
+    embedding_dim=64,
+    hidden_dim=64,
+    num_heads=4,
+    ffn_dim=128,
+    num_tokens=10,
+    dropout=0.0,
+)
 LABELS = [f"trait{i}" for i in range(10)]
 
 
@@ -33,10 +40,14 @@ def model():
 
 
 def test_backbone_packages_reload_and_match_pytorch(tmp_path, model):
-    packages = personality_backbone(model, 16, tmp_path, {"token_labels": json.dumps(LABELS), "vocab_size": "10"})
+    packages = personality_backbone(
+        model, 16, tmp_path, {"token_labels": json.dumps(LABELS), "vocab_size": "10"}
+    )
     spec = describe(packages["4bit"])
     assert spec["type"] == "mlProgram" and not spec["is_updatable"]
-    assert [i["name"] for i in spec["inputs"]] == ["embedding"] and [o["name"] for o in spec["outputs"]] == ["features"]
+    assert [i["name"] for i in spec["inputs"]] == ["embedding"] and [
+        o["name"] for o in spec["outputs"]
+    ] == ["features"]
     assert json.loads(spec["metadata"]["token_labels"]) == LABELS
     embeddings = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
     fp16 = backbone_weight_parity(model, packages["fp16"], embeddings)
@@ -46,7 +57,9 @@ def test_backbone_packages_reload_and_match_pytorch(tmp_path, model):
 
 
 def test_updatable_head_spec(tmp_path, model):
-    path = updatable_head(model, tmp_path / "head.mlmodel", optimizer="sgd", lr=0.01, epochs=3, labels=LABELS)
+    path = updatable_head(
+        model, tmp_path / "head.mlmodel", optimizer="sgd", lr=0.01, epochs=3, labels=LABELS
+    )
     spec = describe(path)
     assert spec["type"] == "neuralNetwork" and spec["is_updatable"]
     assert spec["updatable_layers"] == ["token_head"]
@@ -76,7 +89,9 @@ def test_multitask_program_and_inspect(tmp_path, tiny_multitask, capsys):  # noq
     for name, value in zip(HEAD_NAMES, traced_path):
         assert torch.allclose(reference[name], value, atol=1e-4), name
 
-    path = multitask_program(MultiTaskExport(encoder, heads), 16, tmp_path / "mt.mlpackage", {"heads": "8"})
+    path = multitask_program(
+        MultiTaskExport(encoder, heads), 16, tmp_path / "mt.mlpackage", {"heads": "8"}
+    )
     spec = describe(path)
     assert [i["name"] for i in spec["inputs"]] == ["input_ids", "attention_mask"]
     assert [o["name"] for o in spec["outputs"]] == list(HEAD_NAMES)

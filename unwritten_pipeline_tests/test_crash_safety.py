@@ -51,8 +51,12 @@ dg.materialize([personality_model], resources={"store": ArtifactStore(data_root=
 
 
 def _start(script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 240.0) -> None:
@@ -78,10 +82,17 @@ def test_killed_generation_keeps_finished_batches_and_resumes(tmp_path):
             assert batch.payload["sample_count"] == len(batch.samples) == 1
 
         result = dg.materialize(
-            [llm_batches], partition_key=partition_key(DATE, "sentiment"), instance=dg.DagsterInstance.ephemeral(),
-            resources={"llm": LLMResource(profile="production", base_url=server.url, backoff_base_s=0.0),
-                       "store": ArtifactStore(data_root=str(tmp_path))},
-            run_config={"ops": {"llm_batches": {"config": {"sample_count": 10, "samples_per_call": 1}}}})
+            [llm_batches],
+            partition_key=partition_key(DATE, "sentiment"),
+            instance=dg.DagsterInstance.ephemeral(),
+            resources={
+                "llm": LLMResource(profile="production", base_url=server.url, backoff_base_s=0.0),
+                "store": ArtifactStore(data_root=str(tmp_path)),
+            },
+            run_config={
+                "ops": {"llm_batches": {"config": {"sample_count": 10, "samples_per_call": 1}}}
+            },
+        )
     assert result.success
     meta = result.asset_materializations_for_node("llm_batches")[0].metadata
     assert meta["batches_resumed"].value >= len(finished) and meta["samples"].value == 10
@@ -96,15 +107,25 @@ def _cache(root: Path, n: int = 3000, dim: int = 16) -> None:
     rng = np.random.default_rng(0)
     embeddings = rng.standard_normal((n, dim)).astype(np.float32)
     logits = embeddings @ rng.standard_normal((dim, 325)).astype(np.float32)
-    targets = (np.exp(logits - logits.max(1, keepdims=True)) / np.exp(logits - logits.max(1, keepdims=True)).sum(
-        1, keepdims=True)).astype(np.float32)
+    targets = (
+        np.exp(logits - logits.max(1, keepdims=True))
+        / np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)
+    ).astype(np.float32)
 
     def build(directory: Path):
         np.save(directory / "embeddings.npy", embeddings)
         np.save(directory / "targets.npy", targets)
-        write_json_atomic(directory / "metadata.json", {
-            "data_version": "crash-test", "embedding_dim": dim, "tokens": list(tokens.tokens),
-            "tokens_sha256": tokens.sha256, "source": "test", "encoder": {"name": "test", "revision": "0"}})
+        write_json_atomic(
+            directory / "metadata.json",
+            {
+                "data_version": "crash-test",
+                "embedding_dim": dim,
+                "tokens": list(tokens.tokens),
+                "tokens_sha256": tokens.sha256,
+                "source": "test",
+                "encoder": {"name": "test", "revision": "0"},
+            },
+        )
 
     publish_cache(root / "fusechat_soft_labels", "crash-test", build)
 
@@ -115,15 +136,20 @@ def test_killed_training_leaves_whole_checkpoints_and_resumes(tmp_path):
     process = _start(TRAIN, str(tmp_path))
     _kill_when(process, lambda: any(checkpoints.glob("*/epoch_*.pt")))
     assert process.returncode == -signal.SIGKILL
-    assert not (tmp_path / "personality_model" / "model.safetensors").exists()  # never marked complete
+    assert not (
+        tmp_path / "personality_model" / "model.safetensors"
+    ).exists()  # never marked complete
     run_dir = next(checkpoints.iterdir())
     before = sorted(p.name for p in run_dir.glob("epoch_*.pt"))
     for path in run_dir.glob("epoch_*.pt"):
         load_checkpoint(path)  # each visible checkpoint loads (weights_only=True)
 
-    result = dg.materialize([personality_model], resources={"store": ArtifactStore(data_root=str(tmp_path))},
-                            instance=dg.DagsterInstance.ephemeral(),
-                            run_config={"ops": {"personality_model": {"config": {"epochs": 8, "batch_size": 64}}}})
+    result = dg.materialize(
+        [personality_model],
+        resources={"store": ArtifactStore(data_root=str(tmp_path))},
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"personality_model": {"config": {"epochs": 8, "batch_size": 64}}}},
+    )
     assert result.success
     meta = result.asset_materializations_for_node("personality_model")[0].metadata
     assert meta["resumed_from"].value.endswith(before[-1])

@@ -20,8 +20,11 @@ def _resources(root):
 
 def _validate(instance, root, data_type, date, **config):
     return dg.materialize(
-        [llm_batches, validated_samples], selection=[validated_samples],
-        partition_key=partition_key(date, data_type), resources=_resources(root), instance=instance,
+        [llm_batches, validated_samples],
+        selection=[validated_samples],
+        partition_key=partition_key(date, data_type),
+        resources=_resources(root),
+        instance=instance,
         run_config={"ops": {"validated_samples": {"config": config}}} if config else None,
     )
 
@@ -39,7 +42,9 @@ def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
     assert (meta["accepted"].value, meta["rejected"].value) == (8, 1)
     assert "capacity.effective_mismatch" in meta["rejects_by_reason"].value
     assert "excellent" in meta["quality_distribution"].value
-    assert meta["analysis_plot"].value.startswith("![emotional_authenticity 2026-11-21](data:image/png;base64,")
+    assert meta["analysis_plot"].value.startswith(
+        "![emotional_authenticity 2026-11-21](data:image/png;base64,"
+    )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["pass_rate"].passed  # 8/9 = 89%
     assert not checks["capacity_violations"].passed  # 1/9 = 11% ≥ 5%
@@ -47,7 +52,9 @@ def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
     ea_version = materialization.tags["dagster/data_version"]
 
     # a stricter threshold, set per run, turns the pass-rate check red
-    strict = _validate(instance, tmp_path, "emotional_authenticity", "2026-11-21", pass_rate_threshold=0.95)
+    strict = _validate(
+        instance, tmp_path, "emotional_authenticity", "2026-11-21", pass_rate_threshold=0.95
+    )
     assert not {c.check_name: c for c in strict.get_asset_check_evaluations()}["pass_rate"].passed
 
     _validate(instance, tmp_path, "sentiment", "2026-11-21")
@@ -74,6 +81,13 @@ def test_empty_partition_materializes_and_the_check_says_so(tmp_path):
 
 
 def test_splits_without_validated_data_fail_clearly(tmp_path):
-    result = dg.materialize([training_splits], resources=_resources(tmp_path),
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    assert "materialize validated_samples first" in result.failure_data_for_node("training_splits").error.message
+    result = dg.materialize(
+        [training_splits],
+        resources=_resources(tmp_path),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert (
+        "materialize validated_samples first"
+        in result.failure_data_for_node("training_splits").error.message
+    )

@@ -11,7 +11,9 @@ from unwritten_pipeline.lib.generation.profiles import production_profile
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 
-RULES = ValidationRules(min_quality={t: s.min_quality for t, s in production_profile().types.items()})
+RULES = ValidationRules(
+    min_quality={t: s.min_quality for t, s in production_profile().types.items()}
+)
 
 
 def seed(seed_dir, data_type, index=0):
@@ -47,23 +49,37 @@ def test_ranges_and_non_objects(seed_dir):
     sample = seed(seed_dir, "personality_traits")
     sample["traits"]["openness"] = 1.2
     assert codes("personality_traits", sample) == ["schema.out_of_range"]
-    assert codes("relationship_scoring", {**seed(seed_dir, "relationship_scoring"), "score": -0.2}) == [
-        "schema.out_of_range"
-    ]
-    assert codes("emotional_authenticity", {**seed(seed_dir, "emotional_authenticity"), "base_capacity": 10.5}) == [
-        "schema.out_of_range"
-    ]
+    assert codes(
+        "relationship_scoring", {**seed(seed_dir, "relationship_scoring"), "score": -0.2}
+    ) == ["schema.out_of_range"]
+    assert codes(
+        "emotional_authenticity",
+        {**seed(seed_dir, "emotional_authenticity"), "base_capacity": 10.5},
+    ) == ["schema.out_of_range"]
     assert codes("sentiment", ["not", "an", "object"]) == ["schema.not_an_object"]
 
 
 @pytest.mark.parametrize(
     ("data_type", "field", "short", "long_enough"),
     [
-        ("personality_traits", "text", "one two three four five six seven eight nine",
-         "one two three four five six seven eight nine ten"),
-        ("sentiment", "text", "Absolutely wonderful sunny afternoon", "Absolutely wonderful sunny afternoon today"),
-        ("relationship_scoring", "interaction", "They argued about the rent again tonight, loudly",
-         "They argued about the rent again tonight, loudly and at length"),
+        (
+            "personality_traits",
+            "text",
+            "one two three four five six seven eight nine",
+            "one two three four five six seven eight nine ten",
+        ),
+        (
+            "sentiment",
+            "text",
+            "Absolutely wonderful sunny afternoon",
+            "Absolutely wonderful sunny afternoon today",
+        ),
+        (
+            "relationship_scoring",
+            "interaction",
+            "They argued about the rent again tonight, loudly",
+            "They argued about the rent again tonight, loudly and at length",
+        ),
     ],
 )
 def test_text_minimums_in_words(seed_dir, data_type, field, short, long_enough):
@@ -78,7 +94,9 @@ def test_quality_threshold_per_type_and_configurable(seed_dir):
     lenient = ValidationRules(min_quality={"emotional_authenticity": 0.5})
     assert codes("emotional_authenticity", sample, lenient) == []
     # dramatic_irony's threshold is 0.5
-    assert codes("dramatic_irony", {**seed(seed_dir, "dramatic_irony"), "quality_score": 0.55}) == []
+    assert (
+        codes("dramatic_irony", {**seed(seed_dir, "dramatic_irony"), "quality_score": 0.55}) == []
+    )
 
 
 def _capacity_sample(seed_dir, base, impacts, stated, needed, constraint):
@@ -96,16 +114,24 @@ def _capacity_sample(seed_dir, base, impacts, stated, needed, constraint):
 def test_effective_capacity_is_base_plus_impacts_clipped(seed_dir):
     assert effective_capacity(9.0, [3.0]) == 10.0 and effective_capacity(1.0, [-2.5]) == 0.0
     ok = "She is steady enough to stay with him through this."
-    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.5, 5.0, ok)) == []
-    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok)) == []
-    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 5.5, 5.0, ok)) == [
-        "capacity.effective_mismatch"
-    ]
-    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 9.0, [3.0], 10.0, 9.0, ok)) == []
+    assert (
+        codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.5, 5.0, ok))
+        == []
+    )
+    assert (
+        codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok))
+        == []
+    )
+    assert codes(
+        "emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 5.5, 5.0, ok)
+    ) == ["capacity.effective_mismatch"]
+    assert (
+        codes("emotional_authenticity", _capacity_sample(seed_dir, 9.0, [3.0], 10.0, 9.0, ok)) == []
+    )
     tight = ValidationRules(min_quality=RULES.min_quality, capacity_tolerance=0.1)
-    assert codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok), tight) == [
-        "capacity.effective_mismatch"
-    ]
+    assert codes(
+        "emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok), tight
+    ) == ["capacity.effective_mismatch"]
 
 
 @pytest.mark.parametrize(
@@ -122,13 +148,20 @@ def test_effective_capacity_is_base_plus_impacts_clipped(seed_dir):
 def test_x_plus_2_rule(seed_dir, constraint, violates):
     over = _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 6.5, constraint)
     assert codes("emotional_authenticity", over) == (["capacity.x_plus_2"] if violates else [])
-    within = _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 4.0, "She listens warmly and makes him tea.")
+    within = _capacity_sample(
+        seed_dir, 3.0, [-1.0], 2.0, 4.0, "She listens warmly and makes him tea."
+    )
     assert codes("emotional_authenticity", within) == []
 
 
 def _irony(seed_dir, capacity, response, impact, gap=0.8):
-    return {**seed(seed_dir, "dramatic_irony"), "character_capacity": capacity, "response_type": response,
-            "relationship_impact": impact, "knowledge_gap_score": gap}
+    return {
+        **seed(seed_dir, "dramatic_irony"),
+        "character_capacity": capacity,
+        "response_type": response,
+        "relationship_impact": impact,
+        "knowledge_gap_score": gap,
+    }
 
 
 @pytest.mark.parametrize(
@@ -152,34 +185,53 @@ def test_dramatic_irony_bands(seed_dir, capacity, response, impact, expected):
 
 def test_dramatic_irony_needs_a_knowledge_gap(seed_dir):
     assert codes("dramatic_irony", _irony(seed_dir, 8.0, "growth", 0.5, gap=0.6)) == []
-    assert codes("dramatic_irony", _irony(seed_dir, 8.0, "growth", 0.5, gap=0.5)) == ["irony.gap_below_threshold"]
+    assert codes("dramatic_irony", _irony(seed_dir, 8.0, "growth", 0.5, gap=0.5)) == [
+        "irony.gap_below_threshold"
+    ]
 
 
 @pytest.mark.parametrize(
     ("tension_type", "weeks", "ok"),
     [
-        ("mystery_hook", 3, True), ("mystery_hook", 1, False), ("partial_reveal", 4, True),
-        ("partial_reveal", 5, False), ("contradiction", 6, True), ("contradiction", 3, False),
-        ("stakes_escalation", 0, True), ("stakes_escalation", 2, True), ("stakes_escalation", 3, False),
+        ("mystery_hook", 3, True),
+        ("mystery_hook", 1, False),
+        ("partial_reveal", 4, True),
+        ("partial_reveal", 5, False),
+        ("contradiction", 6, True),
+        ("contradiction", 3, False),
+        ("stakes_escalation", 0, True),
+        ("stakes_escalation", 2, True),
+        ("stakes_escalation", 3, False),
         ("information_debt", 10, True),  # legacy type: readable, no timeline rule
     ],
 )
 def test_tension_payoff_timelines(seed_dir, tension_type, weeks, ok):
-    sample = {**seed(seed_dir, "tension_building"), "tension_type": tension_type, "payoff_timeline_weeks": weeks}
+    sample = {
+        **seed(seed_dir, "tension_building"),
+        "tension_type": tension_type,
+        "payoff_timeline_weeks": weeks,
+    }
     assert codes("tension_building", sample) == ([] if ok else ["tension.payoff_timeline"])
 
 
 @pytest.mark.parametrize(
     ("resonance_type", "weight", "ok"),
     [
-        ("past_trauma_trigger", 0.95, True), ("past_trauma_trigger", 0.8, False),
-        ("same_emotion_different_context", 0.8, True), ("opposite_emotion_growth", 0.9, True),
-        ("joy_sadness_contrast", 0.85, True), ("emotional_growth_callback", 0.7, True),
+        ("past_trauma_trigger", 0.95, True),
+        ("past_trauma_trigger", 0.8, False),
+        ("same_emotion_different_context", 0.8, True),
+        ("opposite_emotion_growth", 0.9, True),
+        ("joy_sadness_contrast", 0.85, True),
+        ("emotional_growth_callback", 0.7, True),
         ("emotional_growth_callback", 0.9, False),
     ],
 )
 def test_memory_resonance_weights(seed_dir, resonance_type, weight, ok):
-    sample = {**seed(seed_dir, "memory_resonance"), "resonance_type": resonance_type, "resonance_weight": weight}
+    sample = {
+        **seed(seed_dir, "memory_resonance"),
+        "resonance_type": resonance_type,
+        "resonance_weight": weight,
+    }
     assert codes("memory_resonance", sample) == ([] if ok else ["resonance.weight_mismatch"])
 
 
@@ -187,5 +239,7 @@ def test_a_sample_can_break_several_rules(seed_dir):
     sample = _irony(seed_dir, 2.0, "growth", 0.5, gap=0.3)
     sample["quality_score"] = 0.1
     assert set(codes("dramatic_irony", sample)) == {
-        "quality.below_threshold", "irony.gap_below_threshold", "capacity.irony_response_type"
+        "quality.below_threshold",
+        "irony.gap_below_threshold",
+        "capacity.irony_response_type",
     }

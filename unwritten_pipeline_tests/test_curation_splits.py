@@ -26,8 +26,12 @@ from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_p
 
 def _add_partition(root, data_type, date, samples):
     write_partition(root, data_type, date, [samples])
-    result = validate_partition(partition_dir(root, data_type, date), data_type=data_type, date=date,
-                                rules=ValidationRules())
+    result = validate_partition(
+        partition_dir(root, data_type, date),
+        data_type=data_type,
+        date=date,
+        rules=ValidationRules(),
+    )
     write_validation(validated_dir(root, data_type, date), result, {})
 
 
@@ -49,7 +53,9 @@ def test_adding_data_never_moves_an_existing_sample(tmp_path):
     _add_partition(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40, "a"))
     before = _split_map(tmp_path)
     _add_partition(tmp_path, "sentiment", "2026-11-21", distinct_samples("sentiment", 40, "b"))
-    _add_partition(tmp_path, "personality_traits", "2026-11-21", distinct_samples("personality_traits", 20))
+    _add_partition(
+        tmp_path, "personality_traits", "2026-11-21", distinct_samples("personality_traits", 20)
+    )
     after = _split_map(tmp_path)
     assert len(after) == 100
     assert {k: after[k] for k in before} == before
@@ -62,8 +68,9 @@ def test_same_input_gives_identical_splits(tmp_path):
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     assert write_splits(out_a, first, {}) == write_splits(out_b, second, {})
     for split in SPLITS:
-        pd.testing.assert_frame_equal(pd.read_parquet(out_a / f"{split}.parquet"),
-                                      pd.read_parquet(out_b / f"{split}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out_a / f"{split}.parquet"), pd.read_parquet(out_b / f"{split}.parquet")
+        )
 
 
 def test_duplicates_across_dates_never_straddle_splits(tmp_path):
@@ -78,7 +85,9 @@ def test_duplicates_across_dates_never_straddle_splits(tmp_path):
 
 def test_written_splits_load_in_pandas_and_as_a_datasetdict(tmp_path):
     _add_partition(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40))
-    _add_partition(tmp_path, "personality_traits", "2026-11-20", distinct_samples("personality_traits", 10))
+    _add_partition(
+        tmp_path, "personality_traits", "2026-11-20", distinct_samples("personality_traits", 10)
+    )
     result = build_splits(tmp_path)
     out = tmp_path / "splits"
     write_splits(out, result, {"partitions": []})

@@ -23,8 +23,13 @@ RULES = ValidationRules(min_quality={"sentiment": None, "personality_traits": 0.
 
 
 def _validate(root, data_type="sentiment", date="2026-11-22", earlier=frozenset()):
-    return validate_partition(partition_dir(root, data_type, date), data_type=data_type, date=date, rules=RULES,
-                              earlier_hashes=earlier)
+    return validate_partition(
+        partition_dir(root, data_type, date),
+        data_type=data_type,
+        date=date,
+        rules=RULES,
+        earlier_hashes=earlier,
+    )
 
 
 def _tree_digest(directory):
@@ -37,7 +42,10 @@ def test_duplicates_within_the_partition_exact_and_normalized(tmp_path):
     write_partition(tmp_path, "sentiment", "2026-11-22", [[a, b], [dict(a), shouting]])
     result = _validate(tmp_path)
     assert [r.sample for r in result.accepted] == [a, b]
-    assert [r.reasons[0].code for r in result.rejected] == ["duplicate.exact", "duplicate.normalized"]
+    assert [r.reasons[0].code for r in result.rejected] == [
+        "duplicate.exact",
+        "duplicate.normalized",
+    ]
 
 
 def test_duplicates_of_earlier_dates_are_rejected(tmp_path):
@@ -59,17 +67,41 @@ def test_bad_input_is_answered_and_nothing_is_lost(tmp_path):
     good = distinct_samples("sentiment", 3)
     directory = write_partition(tmp_path, "sentiment", "2026-11-22", [good[:2]])
     (directory / "batch_0002.json").write_text("{not json")
-    (directory / "batch_0003.json").write_text(json.dumps({
-        "master_truths_version": "v1.1", "data_type": "sentiment", "batch_number": 3, "samples": [good[2]],
-    }))
-    (directory / "batch_0004.json").write_text(json.dumps({
-        "master_truths_version": "v1.2", "data_type": "sentiment", "batch_number": 4,
-        "samples": [good[2], "just a string", {"text": "missing its label entirely"},
-                    {**good[2], "text": 17}],
-    }))
-    (directory / "batch_0005.json").write_text(json.dumps({
-        "master_truths_version": "v1.2", "data_type": "poetry", "batch_number": 5, "samples": [good[0]],
-    }))
+    (directory / "batch_0003.json").write_text(
+        json.dumps(
+            {
+                "master_truths_version": "v1.1",
+                "data_type": "sentiment",
+                "batch_number": 3,
+                "samples": [good[2]],
+            }
+        )
+    )
+    (directory / "batch_0004.json").write_text(
+        json.dumps(
+            {
+                "master_truths_version": "v1.2",
+                "data_type": "sentiment",
+                "batch_number": 4,
+                "samples": [
+                    good[2],
+                    "just a string",
+                    {"text": "missing its label entirely"},
+                    {**good[2], "text": 17},
+                ],
+            }
+        )
+    )
+    (directory / "batch_0005.json").write_text(
+        json.dumps(
+            {
+                "master_truths_version": "v1.2",
+                "data_type": "poetry",
+                "batch_number": 5,
+                "samples": [good[0]],
+            }
+        )
+    )
     before = _tree_digest(directory)
 
     result = _validate(tmp_path)
@@ -87,7 +119,9 @@ def test_bad_input_is_answered_and_nothing_is_lost(tmp_path):
         ("batch_0005.json", "batch.unknown_data_type"),
     ]
     assert [(r.source_file, r.index) for r in result.accepted] == [
-        ("batch_0001.json", 0), ("batch_0001.json", 1), ("batch_0004.json", 0)
+        ("batch_0001.json", 0),
+        ("batch_0001.json", 1),
+        ("batch_0004.json", 0),
     ]
     # every sample of every readable file is in exactly one output
     assert result.total == 2 + 1 + 4 + 1
@@ -107,7 +141,9 @@ def test_outputs_are_written_with_reasons_and_a_content_version(tmp_path):
     assert rejected[0]["sample"] == samples[1]
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["data_version"] == version and summary["pass_rate"] == round(2 / 3, 4)
-    assert summary["generators"] == [{"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0.0.1:11434"}]
+    assert summary["generators"] == [
+        {"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0.0.1:11434"}
+    ]
     # same input, same version
     assert write_validation(out, _validate(tmp_path, data_type="personality_traits"), {}) == version
 

@@ -18,19 +18,34 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     defs.validate_loadable(defs)  # raises on any wiring error
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        "llm_batches", "validated_samples", "training_splits",
-        "personality_tokens", "fusechat_source", "fusechat_soft_labels", "personality_model",
-        "multitask_model", "personality_tflite", "multitask_tflite", "benchmark_report", "model_release",
-        "personality_coreml", "multitask_coreml", "seed_examples", "probe_texts",
+        "llm_batches",
+        "validated_samples",
+        "training_splits",
+        "personality_tokens",
+        "fusechat_source",
+        "fusechat_soft_labels",
+        "personality_model",
+        "multitask_model",
+        "personality_tflite",
+        "multitask_tflite",
+        "benchmark_report",
+        "model_release",
+        "personality_coreml",
+        "multitask_coreml",
+        "seed_examples",
+        "probe_texts",
     }
     assert {s.name for s in defs.sensors} == {"observe_inputs", "rebuild_downstream"}
     assert graph.get(dg.AssetKey("model_release")).parent_keys == {
-        dg.AssetKey("personality_tflite"), dg.AssetKey("multitask_tflite"), dg.AssetKey("benchmark_report"),
+        dg.AssetKey("personality_tflite"),
+        dg.AssetKey("multitask_tflite"),
+        dg.AssetKey("benchmark_report"),
         dg.AssetKey("probe_texts"),
     }
     assert graph.get(dg.AssetKey("validated_samples")).parent_keys == {dg.AssetKey("llm_batches")}
     assert graph.get(dg.AssetKey("personality_model")).parent_keys == {
-        dg.AssetKey("fusechat_soft_labels"), dg.AssetKey("personality_tokens")
+        dg.AssetKey("fusechat_soft_labels"),
+        dg.AssetKey("personality_tokens"),
     }
 
     asset = defs.resolve_assets_def("llm_batches")
@@ -41,7 +56,9 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     assert f"sentiment|{today}" in keys
     days = {k.keys_by_dimension["date"] for k in keys}
     assert len(keys) == 7 * len(days)
-    assert asset.descriptions_by_key[dg.AssetKey("llm_batches")].startswith("Synthetic training samples")
+    assert asset.descriptions_by_key[dg.AssetKey("llm_batches")].startswith(
+        "Synthetic training samples"
+    )
 
     job = defs.resolve_job_def("generation_job")
     assert job.tags[LLM_SERVER_TAG] == "embedded"
@@ -57,7 +74,9 @@ def test_nightly_schedule_requests_today_for_every_data_type():
         repository_def=defs.get_repository_def(),
     )
     requests = schedule.evaluate_tick(context).run_requests
-    assert sorted(r.partition_key for r in requests) == sorted(f"{t}|2026-11-22" for t in DATA_TYPES)
+    assert sorted(r.partition_key for r in requests) == sorted(
+        f"{t}|2026-11-22" for t in DATA_TYPES
+    )
     assert len({r.run_key for r in requests}) == 7
 
 
@@ -75,7 +94,10 @@ def test_env_configures_the_resources(monkeypatch):
     defs = build_defs()
     llm = defs.resources["llm"]
     assert (llm.backend_name(), llm.parallel_requests) == ("openai", 4)
-    assert defs.resolve_job_def("generation_job").tags[LLM_SERVER_TAG] == "openai:http://127.0.0.1:8000/v1"
+    assert (
+        defs.resolve_job_def("generation_job").tags[LLM_SERVER_TAG]
+        == "openai:http://127.0.0.1:8000/v1"
+    )
     # the key reaches the resource through EnvVar; the run config shows the variable name only
     assert isinstance(llm.api_key, dg.EnvVar)
 
@@ -86,6 +108,10 @@ def test_dagster_yaml_limits_one_run_per_llm_server(tmp_path, monkeypatch):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         coordinator = instance.run_coordinator
         limits = coordinator.get_run_queue_config().tag_concurrency_limits
-        assert {"key": LLM_SERVER_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert {
+            "key": LLM_SERVER_TAG,
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        } in limits
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert str(tmp_path) in instance.run_storage._conn_string

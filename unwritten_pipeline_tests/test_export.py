@@ -28,8 +28,15 @@ from unwritten_pipeline.lib.export.tflite import (
 from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES, HEADS
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 
-SMALL = PersonalityConfig(encoder_dim=16, embedding_dim=32, hidden_dim=32, num_heads=4, ffn_dim=64, num_tokens=10,
-                          dropout=0.0)
+SMALL = PersonalityConfig(
+    encoder_dim=16,
+    embedding_dim=32,
+    hidden_dim=32,
+    num_heads=4,
+    ffn_dim=64,
+    num_tokens=10,
+    dropout=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +44,16 @@ def tiny_multitask():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    encoder = BertModel(BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                   intermediate_size=64, max_position_embeddings=64)).eval()
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=120,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    ).eval()
     heads = {}
     for head in HEADS:
         heads[f"{head.name}.weight"] = torch.randn(head.size, 32) * 0.5
@@ -50,13 +65,15 @@ def _inputs(n=6, length=16):
     rng = np.random.default_rng(0)
     ids = rng.integers(1, 120, size=(n, length)).astype(np.int32)
     mask = np.ones((n, length), dtype=np.int32)
-    mask[:, length // 2:] = 0
+    mask[:, length // 2 :] = 0
     return {"input_ids": ids, "attention_mask": mask}
 
 
 def test_unknown_recipe_is_refused():
     assert check_recipe("int4_dynamic") == "int4_dynamic"
-    with pytest.raises(RecipeError, match="unknown quantization recipe 'int3'; supported: int4_dynamic"):
+    with pytest.raises(
+        RecipeError, match="unknown quantization recipe 'int3'; supported: int4_dynamic"
+    ):
         check_recipe("int3")
 
 
@@ -88,7 +105,10 @@ def test_multitask_export_has_named_int32_inputs_and_one_output_per_head(tmp_pat
 
 def test_parity_fails_on_a_corrupted_export(tmp_path, tiny_multitask):
     encoder, heads = tiny_multitask
-    broken = {k: (v + torch.randn_like(v) if k.startswith(("sentiment", "personality")) else v) for k, v in heads.items()}
+    broken = {
+        k: (v + torch.randn_like(v) if k.startswith(("sentiment", "personality")) else v)
+        for k, v in heads.items()
+    }
     path = convert_multitask(MultiTaskExport(encoder, broken), 16, tmp_path / "broken.tflite")
     result = multitask_parity(MultiTaskExport(encoder, heads), TFLiteRunner(path), _inputs())
     assert result["cosine_min"] < 0.99 or result["sentiment_agreement"] < 0.99
@@ -119,19 +139,37 @@ def _files(tmp_path, content=b"model-bytes"):
 def test_release_manifest_semver_and_verify(tmp_path, capsys):
     root = tmp_path / "releases"
     interface = {"outputs": ["sentiment"]}
-    first = build_release(root, _files(tmp_path), interface=interface, lineage={"splits": "abc"}, metrics={},
-                          promote=True)
+    first = build_release(
+        root,
+        _files(tmp_path),
+        interface=interface,
+        lineage={"splits": "abc"},
+        metrics={},
+        promote=True,
+    )
     assert first.name == "v1.0.0" and latest_release(root) == first
     manifest = json.loads((first / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"multitask.tflite", "tokenizer_vocab.json", "model_config.json"}
+    assert set(manifest["files"]) == {
+        "multitask.tflite",
+        "tokenizer_vocab.json",
+        "model_config.json",
+    }
     assert manifest["lineage"] == {"splits": "abc"}
     assert verify_release(first) == []
     assert main(["verify-release", str(first)]) == 0
 
-    second = build_release(root, _files(tmp_path, b"v2"), interface=interface, lineage={}, metrics={}, promote=False)
+    second = build_release(
+        root, _files(tmp_path, b"v2"), interface=interface, lineage={}, metrics={}, promote=False
+    )
     assert second.name == "v1.0.1" and latest_release(root) == first  # built, not shipped
-    third = build_release(root, _files(tmp_path), interface={"outputs": ["sentiment", "mood"]}, lineage={},
-                          metrics={}, promote=True)
+    third = build_release(
+        root,
+        _files(tmp_path),
+        interface={"outputs": ["sentiment", "mood"]},
+        lineage={},
+        metrics={},
+        promote=True,
+    )
     assert third.name == "v1.1.0"
 
     # one flipped byte, one missing file
@@ -152,5 +190,7 @@ def test_release_with_a_missing_file_writes_nothing(tmp_path):
     files = _files(tmp_path)
     files["multitask.tflite"].unlink()
     with pytest.raises(ReleaseError, match="multitask.tflite: file for the release is missing"):
-        build_release(tmp_path / "releases", files, interface={}, lineage={}, metrics={}, promote=True)
+        build_release(
+            tmp_path / "releases", files, interface={}, lineage={}, metrics={}, promote=True
+        )
     assert list((tmp_path / "releases").iterdir()) == []

@@ -58,7 +58,9 @@ def test_unreachable_server_fails_the_partition_with_backend_and_url(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    result = _materialize(LLMResource(profile="production", base_url=url), tmp_path, "sentiment", count=2)
+    result = _materialize(
+        LLMResource(profile="production", base_url=url), tmp_path, "sentiment", count=2
+    )
     assert not result.success
     failure = result.failure_data_for_node("llm_batches")
     assert f"ollama server at {url} is unreachable" in failure.error.message
@@ -66,8 +68,12 @@ def test_unreachable_server_fails_the_partition_with_backend_and_url(tmp_path):
 
 def test_model_not_pulled_names_the_fix(fake_server, tmp_path):
     fake_server.models = ["qwen3:8b"]
-    result = _materialize(LLMResource(profile="production", base_url=fake_server.url), tmp_path,
-                          "memory_resonance", count=2)
+    result = _materialize(
+        LLMResource(profile="production", base_url=fake_server.url),
+        tmp_path,
+        "memory_resonance",
+        count=2,
+    )
     assert not result.success
     message = result.failure_data_for_node("llm_batches").error.message
     assert "model qwen3:30b-a3b is not pulled" in message and "ollama pull qwen3:30b-a3b" in message
@@ -76,8 +82,13 @@ def test_model_not_pulled_names_the_fix(fake_server, tmp_path):
 @pytest.mark.slow
 def test_real_embedded_model_writes_valid_batch_files(tmp_path):
     """SmolLM2-135M through llama.cpp, one small batch, no mocks anywhere."""
-    result = _materialize(LLMResource(profile="demo", backoff_base_s=0.0), tmp_path, "sentiment", count=2,
-                          samples_per_call=2)
+    result = _materialize(
+        LLMResource(profile="demo", backoff_base_s=0.0),
+        tmp_path,
+        "sentiment",
+        count=2,
+        samples_per_call=2,
+    )
     assert result.success, result.failure_data_for_node("llm_batches")
     meta = _materialization(result).metadata
     assert meta["backend"].value == "embedded" and meta["model"].value == "smollm2-135m-instruct"
@@ -87,7 +98,11 @@ def test_real_embedded_model_writes_valid_batch_files(tmp_path):
     assert files
     for path in files:
         payload = json.loads(path.read_text())
-        assert payload["data_type"] == "sentiment" and payload["sample_count"] == len(payload["samples"])
+        assert payload["data_type"] == "sentiment" and payload["sample_count"] == len(
+            payload["samples"]
+        )
         for sample in payload["samples"]:
             sample_model("sentiment").model_validate(sample)
-    assert meta["samples"].value == sum(len(json.loads(p.read_text())["samples"]) for p in files) >= 1
+    assert (
+        meta["samples"].value == sum(len(json.loads(p.read_text())["samples"]) for p in files) >= 1
+    )

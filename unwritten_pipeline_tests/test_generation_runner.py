@@ -20,12 +20,28 @@ DATE = "2026-11-22"
 FAST = RunOptions(max_retries=3, backoff_base_s=0.0)
 
 
-def _generate(server, tmp_path, seed_dir, *, data_type="sentiment", count=5, per_call=2, options=FAST, timeout=5.0):
+def _generate(
+    server,
+    tmp_path,
+    seed_dir,
+    *,
+    data_type="sentiment",
+    count=5,
+    per_call=2,
+    options=FAST,
+    timeout=5.0,
+):
     settings = replace(production_profile().types[data_type], samples_per_call=per_call)
     return generate_partition(
         OllamaBackend(server.url, timeout_s=timeout),
-        data_root=tmp_path, seed_examples_dir=seed_dir, data_type=data_type, date=DATE,
-        settings=settings, target_samples=count, options=options, log=lambda _: None,
+        data_root=tmp_path,
+        seed_examples_dir=seed_dir,
+        data_type=data_type,
+        date=DATE,
+        settings=settings,
+        target_samples=count,
+        options=options,
+        log=lambda _: None,
     )
 
 
@@ -34,7 +50,9 @@ def _batch_files(tmp_path, data_type="sentiment"):
 
 
 def test_partition_is_written_as_seed_format_batch_files(fake_server, tmp_path, seed_dir):
-    report = _generate(fake_server, tmp_path, seed_dir, data_type="emotional_authenticity", count=5, per_call=2)
+    report = _generate(
+        fake_server, tmp_path, seed_dir, data_type="emotional_authenticity", count=5, per_call=2
+    )
 
     files = _batch_files(tmp_path, "emotional_authenticity")
     assert [f.name for f in files] == ["batch_0001.json", "batch_0002.json", "batch_0003.json"]
@@ -59,14 +77,20 @@ def test_partition_is_written_as_seed_format_batch_files(fake_server, tmp_path, 
 def test_faults_are_retried_counted_and_kept(fake_server, tmp_path, seed_dir):
     fake_server.faults.extend(["timeout", "http500", "truncated", "schema_invalid"])
     options = RunOptions(max_retries=5, backoff_base_s=0.0)
-    report = _generate(fake_server, tmp_path, seed_dir, count=4, per_call=2, timeout=0.5, options=options)
+    report = _generate(
+        fake_server, tmp_path, seed_dir, count=4, per_call=2, timeout=0.5, options=options
+    )
 
     assert report.samples_total == 4 and report.failed_batches == 0
     assert report.calls == 6 and report.retries == 4
     assert report.transient_errors == 2
     assert report.invalid_outputs == 2
     assert report.schema_invalid_samples == 2  # schema_invalid answered two bad samples
-    failures = (partition_dir(tmp_path, "sentiment", DATE) / "schema_failures.jsonl").read_text().splitlines()
+    failures = (
+        (partition_dir(tmp_path, "sentiment", DATE) / "schema_failures.jsonl")
+        .read_text()
+        .splitlines()
+    )
     errors = [json.loads(line)["error"] for line in failures]
     assert any("not valid JSON" in e for e in errors)
     assert sum("Extra inputs are not permitted" in e or "Field required" in e for e in errors) == 2
@@ -116,8 +140,14 @@ def test_unreachable_server_fails_at_once_without_files(tmp_path, seed_dir):
     backend = OllamaBackend(url)
     with pytest.raises(LLMUnavailableError, match=f"ollama server at {url} is unreachable"):
         generate_partition(
-            backend, data_root=tmp_path, seed_examples_dir=seed_dir, data_type="sentiment", date=DATE,
-            settings=production_profile().types["sentiment"], target_samples=4, log=lambda _: None,
+            backend,
+            data_root=tmp_path,
+            seed_examples_dir=seed_dir,
+            data_type="sentiment",
+            date=DATE,
+            settings=production_profile().types["sentiment"],
+            target_samples=4,
+            log=lambda _: None,
         )
     assert not (tmp_path / "llm_batches").exists()
 

@@ -50,7 +50,13 @@ def test_ollama_chat_sends_the_documented_request_and_reads_usage(fake_server, s
     assert sent["model"] == "qwen3:8b"
     assert sent["format"] == request.schema
     assert sent["stream"] is False and sent["think"] is False
-    assert sent["options"] == {"temperature": 0.9, "top_p": 0.8, "top_k": 20, "seed": 42, "num_predict": 900}
+    assert sent["options"] == {
+        "temperature": 0.9,
+        "top_p": 0.8,
+        "top_k": 20,
+        "seed": 42,
+        "num_predict": 900,
+    }
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
     assert len(result.data["samples"]) == 3
     assert (result.prompt_tokens, result.completion_tokens) == (321, 123)
@@ -124,7 +130,9 @@ def test_openai_falls_back_to_json_object_schema_once_and_remembers(seed_dir):
 
 
 def test_openai_check_lists_served_models_when_one_is_missing(fake_server):
-    with pytest.raises(ModelNotAvailableError, match="model llama3 is not served by .* qwen3:30b-a3b, qwen3:8b"):
+    with pytest.raises(
+        ModelNotAvailableError, match="model llama3 is not served by .* qwen3:30b-a3b, qwen3:8b"
+    ):
         OpenAICompatBackend(f"{fake_server.url}/v1").check(["llama3"])
 
 

@@ -40,25 +40,41 @@ def encoder():
 
 
 def _rows(data_type, n):
-    return [{"data_type": data_type, "sample_json": json.dumps(s)} for s in distinct_samples(data_type, n)]
+    return [
+        {"data_type": data_type, "sample_json": json.dumps(s)}
+        for s in distinct_samples(data_type, n)
+    ]
 
 
 def test_each_head_is_trained_by_its_data_type_and_field():
     rows = [r for t in DATA_TYPES for r in _rows(t, 3)]
     examples = examples_from_rows(rows)
     counts = {h: len(e) for h, e in examples.items()}
-    assert counts == {"personality": 3, "sentiment": 3, "relationship": 3, "quality": 9,
-                      "emotional_capacity": 3, "tension_potential": 3, "authenticity": 3, "hook_value": 3}
+    assert counts == {
+        "personality": 3,
+        "sentiment": 3,
+        "relationship": 3,
+        "quality": 9,
+        "emotional_capacity": 3,
+        "tension_potential": 3,
+        "authenticity": 3,
+        "hook_value": 3,
+    }
     sample = json.loads(_rows("personality_traits", 1)[0]["sample_json"])
     first = examples["personality"][0]
-    assert first.target == [sample["traits"][t] for t in
-                            ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")]
+    assert first.target == [
+        sample["traits"][t]
+        for t in ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+    ]
     assert first.text == sample["text"]
     labels = {e.target for e in examples["sentiment"]}
     assert labels <= {0, 1, 2}
     ea = json.loads(_rows("emotional_authenticity", 1)[0]["sample_json"])
     assert examples["emotional_capacity"][0].target == [ea["effective_capacity"]]
-    assert ea["character_response"] in examples["quality"][0].text and ea["context"] in examples["quality"][0].text
+    assert (
+        ea["character_response"] in examples["quality"][0].text
+        and ea["context"] in examples["quality"][0].text
+    )
 
 
 def test_lora_model_has_eight_heads_and_a_small_trainable_share(encoder):
@@ -68,8 +84,15 @@ def test_lora_model_has_eight_heads_and_a_small_trainable_share(encoder):
     batch = tokenizer(["I love this!", "Leave me alone."], padding=True, return_tensors="pt")
     out = model(batch["input_ids"], batch["attention_mask"])
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "personality": (2, 5), "sentiment": (2, 3), "relationship": (2, 1), "quality": (2, 1),
-        "emotional_capacity": (2, 1), "tension_potential": (2, 1), "authenticity": (2, 1), "hook_value": (2, 1)}
+        "personality": (2, 5),
+        "sentiment": (2, 3),
+        "relationship": (2, 1),
+        "quality": (2, 1),
+        "emotional_capacity": (2, 1),
+        "tension_potential": (2, 1),
+        "authenticity": (2, 1),
+        "hook_value": (2, 1),
+    }
     capacity = activate("emotional_capacity", out["emotional_capacity"])
     assert float(capacity.min()) >= 0 and float(capacity.max()) <= 10
     trainable, total = model.trainable_share()
@@ -82,8 +105,16 @@ def test_lora_model_has_eight_heads_and_a_small_trainable_share(encoder):
 def test_decoder_only_bases_pool_the_last_real_token():
     from transformers import LlamaConfig, LlamaModel
 
-    base = LlamaModel(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                  num_attention_heads=4, num_key_value_heads=4))
+    base = LlamaModel(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+        )
+    )
     assert is_decoder_only(base) and detect_lora_targets(base) == ("q_proj", "v_proj")
     model = MultiTaskModel(base, MultiTaskConfig())
     ids = torch.tensor([[5, 6, 7, 0], [5, 6, 0, 0]])
@@ -93,12 +124,22 @@ def test_decoder_only_bases_pool_the_last_real_token():
 
 
 def _toy(tokenizer_examples=60):
-    positive = ["what a wonderful day, I love it", "this is great news, thank you so much", "brilliant, I'm thrilled"]
-    negative = ["this is awful, I hate it", "terrible news, I'm furious", "worst day ever, I feel miserable"]
-    train = {"sentiment": [Example("sentiment", t, 0) for t in positive] + [
-        Example("sentiment", t, 2) for t in negative],
-        "relationship": [Example("relationship", t, [0.9]) for t in positive] + [
-            Example("relationship", t, [0.1]) for t in negative]}
+    positive = [
+        "what a wonderful day, I love it",
+        "this is great news, thank you so much",
+        "brilliant, I'm thrilled",
+    ]
+    negative = [
+        "this is awful, I hate it",
+        "terrible news, I'm furious",
+        "worst day ever, I feel miserable",
+    ]
+    train = {
+        "sentiment": [Example("sentiment", t, 0) for t in positive]
+        + [Example("sentiment", t, 2) for t in negative],
+        "relationship": [Example("relationship", t, [0.9]) for t in positive]
+        + [Example("relationship", t, [0.1]) for t in negative],
+    }
     return train
 
 
@@ -121,17 +162,25 @@ def test_training_lowers_the_loss_and_is_deterministic(encoder):
 def _splits(root, types, n=16):
     for data_type in types:
         write_partition(root, data_type, "2026-11-21", [distinct_samples(data_type, n)])
-        result = validate_partition(partition_dir(root, data_type, "2026-11-21"), data_type=data_type,
-                                    date="2026-11-21", rules=ValidationRules())
+        result = validate_partition(
+            partition_dir(root, data_type, "2026-11-21"),
+            data_type=data_type,
+            date="2026-11-21",
+            rules=ValidationRules(),
+        )
         write_validation(validated_dir(root, data_type, "2026-11-21"), result, {})
     write_splits(root / "training_splits", build_splits(root), {"partitions": []})
 
 
 def _materialize(root, **config):
     return dg.materialize(
-        [training_splits, multitask_model], selection=[multitask_model],
-        resources={"store": ArtifactStore(data_root=str(root))}, instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"multitask_model": {"config": {"epochs": 1, "batch_size": 8, **config}}}},
+        [training_splits, multitask_model],
+        selection=[multitask_model],
+        resources={"store": ArtifactStore(data_root=str(root))},
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={
+            "ops": {"multitask_model": {"config": {"epochs": 1, "batch_size": 8, **config}}}
+        },
         raise_on_error=False,
     )
 
@@ -144,11 +193,21 @@ def test_asset_trains_saves_merged_model_and_reports_baselines(tmp_path):
     meta = result.asset_materializations_for_node("multitask_model")[0].metadata
     assert meta["heads_without_data"].value == ["tension_potential", "hook_value"]
     metrics = meta["test_metrics"].value
-    tested = {h for h, c in json.loads((tmp_path / "multitask_model" / "metrics.json").read_text())["counts"].items()
-              if c["test"]}
+    tested = {
+        h
+        for h, c in json.loads((tmp_path / "multitask_model" / "metrics.json").read_text())[
+            "counts"
+        ].items()
+        if c["test"]
+    }
     assert set(metrics) == tested and "personality" in tested
     assert set(metrics["personality"]["trait_accuracy"]) == {
-        "openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"}
+        "openness",
+        "conscientiousness",
+        "extraversion",
+        "agreeableness",
+        "neuroticism",
+    }
     assert "| personality | accuracy |" in meta["vs_baselines"].value
     assert "| personality | MAE |" in meta["vs_baselines"].value
     assert "majority class" in json.dumps(meta["test_metrics"].value)
@@ -157,8 +216,15 @@ def test_asset_trains_saves_merged_model_and_reports_baselines(tmp_path):
     assert meta["training_splits_version"].value == lineage["data_version"]
 
     out = tmp_path / "multitask_model"
-    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "heads.safetensors",
-                 "merged/model.safetensors", "merged/tokenizer.json", "tokenizer/tokenizer.json", "metrics.json"):
+    for name in (
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "heads.safetensors",
+        "merged/model.safetensors",
+        "merged/tokenizer.json",
+        "tokenizer/tokenizer.json",
+        "metrics.json",
+    ):
         assert (out / name).is_file(), name
 
     # the merged encoder gives the same outputs as base + adapter
@@ -178,7 +244,10 @@ def test_asset_trains_saves_merged_model_and_reports_baselines(tmp_path):
 
 def test_missing_splits_and_unloadable_encoder_fail_clearly(tmp_path, monkeypatch):
     result = _materialize(tmp_path)
-    assert "materialize training_splits first" in result.failure_data_for_node("multitask_model").error.message
+    assert (
+        "materialize training_splits first"
+        in result.failure_data_for_node("multitask_model").error.message
+    )
     _splits(tmp_path, ["sentiment"], n=8)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = _materialize(tmp_path, encoder="google/gemma-2-2b")

@@ -34,12 +34,21 @@ from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 
-ALL = [llm_batches, validated_samples, training_splits, personality_tokens, fusechat_source, fusechat_soft_labels,
-       personality_model]
-RUN_CONFIG = {"ops": {
-    "fusechat_soft_labels": {"config": {"max_samples": 80}},
-    "personality_model": {"config": {"epochs": 2, "batch_size": 16, "log_every": 2}},
-}}
+ALL = [
+    llm_batches,
+    validated_samples,
+    training_splits,
+    personality_tokens,
+    fusechat_source,
+    fusechat_soft_labels,
+    personality_model,
+]
+RUN_CONFIG = {
+    "ops": {
+        "fusechat_soft_labels": {"config": {"max_samples": 80}},
+        "personality_model": {"config": {"epochs": 2, "batch_size": 16, "log_every": 2}},
+    }
+}
 
 
 @pytest.fixture
@@ -47,7 +56,9 @@ def inputs(tmp_path):
     """A private copy of the project's inputs, so the test can edit a token."""
     inputs = tmp_path / "inputs"
     shutil.copytree(PROJECT_ROOT / "data" / "fusechat", inputs / "fusechat")
-    shutil.copy(PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json")
+    shutil.copy(
+        PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json"
+    )
     return inputs
 
 
@@ -65,9 +76,13 @@ def _observe(instance, resources):
 
 
 def _build(instance, resources):
-    return dg.materialize([personality_tokens, fusechat_source, fusechat_soft_labels, personality_model],
-                          selection=[fusechat_soft_labels, personality_model], resources=resources,
-                          instance=instance, run_config=RUN_CONFIG)
+    return dg.materialize(
+        [personality_tokens, fusechat_source, fusechat_soft_labels, personality_model],
+        selection=[fusechat_soft_labels, personality_model],
+        resources=resources,
+        instance=instance,
+        run_config=RUN_CONFIG,
+    )
 
 
 def _status(instance, key):
@@ -80,11 +95,19 @@ def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
     out = tmp_path / "out"
     # an unrelated asset, materialized before the edit
     write_partition(out, "sentiment", "2026-11-21", [distinct_samples("sentiment", 8)])
-    result = validate_partition(partition_dir(out, "sentiment", "2026-11-21"), data_type="sentiment",
-                                date="2026-11-21", rules=ValidationRules())
+    result = validate_partition(
+        partition_dir(out, "sentiment", "2026-11-21"),
+        data_type="sentiment",
+        date="2026-11-21",
+        rules=ValidationRules(),
+    )
     write_validation(validated_dir(out, "sentiment", "2026-11-21"), result, {})
-    dg.materialize([validated_samples, training_splits], selection=[training_splits], resources=resources,
-                   instance=instance)
+    dg.materialize(
+        [validated_samples, training_splits],
+        selection=[training_splits],
+        resources=resources,
+        instance=instance,
+    )
 
     _observe(instance, resources)
     run = _build(instance, resources)
@@ -103,7 +126,9 @@ def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
     history = json.loads((out / "personality_model" / "training_history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     checkpoint = latest_checkpoint(next((out / "personality_model" / "checkpoints").iterdir()))
-    assert checkpoint.name.startswith("epoch_2_valloss_") and "optimizer" in load_checkpoint(checkpoint)
+    assert checkpoint.name.startswith("epoch_2_valloss_") and "optimizer" in load_checkpoint(
+        checkpoint
+    )
 
     for key in ("fusechat_soft_labels", "personality_model", "training_splits"):
         assert _status(instance, key) == StaleStatus.FRESH, key
@@ -136,16 +161,34 @@ def test_bad_token_file_and_dimension_mismatch_fail_clearly(tmp_path, inputs):
     resources = _resources(tmp_path, inputs)
     instance = dg.DagsterInstance.ephemeral()
     (inputs / "personality-tokens.json").write_text(json.dumps({"tokens": ["warm"] * 325}))
-    result = dg.materialize([fusechat_soft_labels], resources=resources, instance=instance, raise_on_error=False,
-                            run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}})
-    assert "personality-tokens.json: duplicate tokens warm" in result.failure_data_for_node(
-        "fusechat_soft_labels").error.message
+    result = dg.materialize(
+        [fusechat_soft_labels],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}},
+    )
+    assert (
+        "personality-tokens.json: duplicate tokens warm"
+        in result.failure_data_for_node("fusechat_soft_labels").error.message
+    )
 
-    shutil.copy(PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json")
-    dg.materialize([fusechat_soft_labels], resources=resources, instance=instance,
-                   run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}})
-    result = dg.materialize([personality_model], resources=resources, instance=instance, raise_on_error=False,
-                            run_config={"ops": {"personality_model": {"config": {"encoder_dim": 1536}}}})
+    shutil.copy(
+        PROJECT_ROOT / "data" / "personality-tokens.json", inputs / "personality-tokens.json"
+    )
+    dg.materialize(
+        [fusechat_soft_labels],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"fusechat_soft_labels": {"config": {"max_samples": 8}}}},
+    )
+    result = dg.materialize(
+        [personality_model],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"ops": {"personality_model": {"config": {"encoder_dim": 1536}}}},
+    )
     message = result.failure_data_for_node("personality_model").error.message
     assert "encoder_dim=1536 (personality_model config) disagrees with the cache" in message
     assert "current.json points at 384-d embeddings" in message

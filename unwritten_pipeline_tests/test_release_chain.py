@@ -30,18 +30,33 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.test_multitask import _splits
 
-ASSETS = [training_splits, personality_tokens, fusechat_source, fusechat_soft_labels, personality_model,
-          multitask_model, personality_tflite, multitask_tflite, personality_coreml, multitask_coreml,
-          benchmark_report, model_release]
-RUN_CONFIG = {"ops": {
-    "fusechat_soft_labels": {"config": {"max_samples": 40}},
-    "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
-    "multitask_model": {"config": {"epochs": 1, "batch_size": 8}},
-    # a 1-epoch model has near-tied sentiment logits that quantization flips; ship float here
-    "multitask_tflite": {"config": {"recipe": "float", "compare_recipes": [], "parity_samples": 8}},
-    "personality_tflite": {"config": {"compare_recipes": [], "parity_samples": 8}},
-    "benchmark_report": {"config": {"runs": 20, "warmup": 2}},
-}}
+ASSETS = [
+    training_splits,
+    personality_tokens,
+    fusechat_source,
+    fusechat_soft_labels,
+    personality_model,
+    multitask_model,
+    personality_tflite,
+    multitask_tflite,
+    personality_coreml,
+    multitask_coreml,
+    benchmark_report,
+    model_release,
+]
+RUN_CONFIG = {
+    "ops": {
+        "fusechat_soft_labels": {"config": {"max_samples": 40}},
+        "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
+        "multitask_model": {"config": {"epochs": 1, "batch_size": 8}},
+        # a 1-epoch model has near-tied sentiment logits that quantization flips; ship float here
+        "multitask_tflite": {
+            "config": {"recipe": "float", "compare_recipes": [], "parity_samples": 8}
+        },
+        "personality_tflite": {"config": {"compare_recipes": [], "parity_samples": 8}},
+        "benchmark_report": {"config": {"runs": 20, "warmup": 2}},
+    }
+}
 
 
 def test_models_to_release_offline(tmp_path, capsys):
@@ -51,37 +66,67 @@ def test_models_to_release_offline(tmp_path, capsys):
         shutil.copy(PROJECT_ROOT / "data" / name, inputs / name)
     out = tmp_path / "out"
     _splits(out, ["sentiment", "personality_traits"], n=12)
-    resources = {"store": ArtifactStore(data_root=str(out), inputs_dir=str(inputs)),
-                 "embeddings": EmbeddingResource(backend="local"), "fusechat": FuseChatSourceResource()}
+    resources = {
+        "store": ArtifactStore(data_root=str(out), inputs_dir=str(inputs)),
+        "embeddings": EmbeddingResource(backend="local"),
+        "fusechat": FuseChatSourceResource(),
+    }
     instance = dg.DagsterInstance.ephemeral()
     observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
 
-    result = dg.materialize(ASSETS, selection=[training_splits, *ASSETS[3:]], resources=resources, instance=instance,
-                            run_config=RUN_CONFIG)
-    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {("personality_tflite", "parity"): True, ("multitask_tflite", "parity"): True,
-                      ("personality_coreml", "weights_parity"): True, ("model_release", "probe_difference"): True}
+    result = dg.materialize(
+        ASSETS,
+        selection=[training_splits, *ASSETS[3:]],
+        resources=resources,
+        instance=instance,
+        run_config=RUN_CONFIG,
+    )
+    checks = {
+        (c.asset_key.to_user_string(), c.check_name): c.passed
+        for c in result.get_asset_check_evaluations()
+    }
+    assert checks == {
+        ("personality_tflite", "parity"): True,
+        ("multitask_tflite", "parity"): True,
+        ("personality_coreml", "weights_parity"): True,
+        ("model_release", "probe_difference"): True,
+    }
     [coreml] = result.asset_materializations_for_node("personality_coreml")
     assert coreml.metadata["head_spec"].value["updatable_layers"] == ["token_head"]
     assert (out / "exports" / "coreml" / "multitask_fp16.mlpackage").is_dir()
     [release] = result.asset_materializations_for_node("model_release")
     directory = out / "releases" / "v1.0.0"
-    assert release.metadata["version"].value == "1.0.0" and release.metadata["shipped"].value is True
+    assert (
+        release.metadata["version"].value == "1.0.0" and release.metadata["shipped"].value is True
+    )
     assert verify_release(directory) == []
     manifest = json.loads((directory / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"personality.tflite", "multitask.tflite", "tokenizer_vocab.json",
-                                      "model_config.json"}
+    assert set(manifest["files"]) == {
+        "personality.tflite",
+        "multitask.tflite",
+        "tokenizer_vocab.json",
+        "model_config.json",
+    }
     assert {t["metric"] for t in manifest["metrics"]["targets"]} == {
-        "size_mb", "latency_ms", "personality_accuracy", "sentiment_accuracy", "memory_mb"}
+        "size_mb",
+        "latency_ms",
+        "personality_accuracy",
+        "sentiment_accuracy",
+        "memory_mb",
+    }
     report = json.loads((out / "reports" / "benchmark_report.json").read_text())
     for model in ("personality", "multitask"):
         runs = report["models"][model]["latency_ms"]
-        assert [r["threads"] for r in runs] == [1, 2] and all(0 < r["median"] <= r["p99"] for r in runs)
+        assert [r["threads"] for r in runs] == [1, 2] and all(
+            0 < r["median"] <= r["p99"] for r in runs
+        )
         assert report["models"][model]["peak_memory_mb"] > 0
     assert "### DOMAIN.md targets" in (out / "reports" / "benchmark_report.md").read_text()
     lineage = manifest["lineage"]
     assert {p["partition_key"] for p in lineage["generation_partitions"]} == {
-        "sentiment|2026-11-21", "personality_traits|2026-11-21"}
+        "sentiment|2026-11-21",
+        "personality_traits|2026-11-21",
+    }
     assert lineage["fusechat_source"].startswith("local:") and len(lineage["tokens_sha256"]) == 64
     assert lineage["assets"]["multitask_model"]["run_id"] == result.run_id
     assert lineage["assets"]["multitask_model"]["code_version"] == "1"
@@ -100,7 +145,12 @@ def test_models_to_release_offline(tmp_path, capsys):
     assert "```" in release.metadata["lineage_view"].value
     assert main(["lineage", "0123456789", "--releases", str(out / "releases")]) == 1
 
-    again = dg.materialize(ASSETS, selection=[model_release], resources=resources, instance=instance)
+    again = dg.materialize(
+        ASSETS, selection=[model_release], resources=resources, instance=instance
+    )
     [second] = again.asset_materializations_for_node("model_release")
     assert second.metadata["version"].value == "1.0.1"
-    assert second.metadata["probe_difference"].value == 0.0 and second.metadata["shipped"].value is True
+    assert (
+        second.metadata["probe_difference"].value == 0.0
+        and second.metadata["shipped"].value is True
+    )

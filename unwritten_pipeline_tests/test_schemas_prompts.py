@@ -23,12 +23,31 @@ from unwritten_pipeline.lib.generation.schemas import (
 )
 
 REQUIRED = {
-    "emotional_authenticity": {"context", "base_capacity", "capacity_factors", "effective_capacity", "situation",
-                               "support_level_needed", "character_response", "authenticity_score",
-                               "demonstrates_constraint"},
-    "dramatic_irony": {"knowledge_gap_score", "character_capacity", "response_type", "character_response",
-                       "relationship_impact"},
-    "tension_building": {"tension_type", "setup", "character_action", "tension_score", "payoff_timeline_weeks"},
+    "emotional_authenticity": {
+        "context",
+        "base_capacity",
+        "capacity_factors",
+        "effective_capacity",
+        "situation",
+        "support_level_needed",
+        "character_response",
+        "authenticity_score",
+        "demonstrates_constraint",
+    },
+    "dramatic_irony": {
+        "knowledge_gap_score",
+        "character_capacity",
+        "response_type",
+        "character_response",
+        "relationship_impact",
+    },
+    "tension_building": {
+        "tension_type",
+        "setup",
+        "character_action",
+        "tension_score",
+        "payoff_timeline_weeks",
+    },
     "memory_resonance": {"resonance_type", "resonance_weight", "character_response", "memory"},
     "personality_traits": {"text", "traits"},
     "relationship_scoring": {"interaction", "score"},
@@ -52,10 +71,20 @@ def test_schema_is_self_contained_and_strict(data_type):
 
 
 def test_legacy_tension_types_are_readable_but_never_requested(seed_dir):
-    sample = {**load_seed_examples(seed_dir, "tension_building")[0], "tension_type": "foreshadowing"}
+    sample = {
+        **load_seed_examples(seed_dir, "tension_building")[0],
+        "tension_type": "foreshadowing",
+    }
     sample_model("tension_building").model_validate(sample)
-    offered = response_schema("tension_building", 1)["properties"]["samples"]["items"]["properties"]["tension_type"]
-    assert offered["enum"] == ["mystery_hook", "partial_reveal", "contradiction", "stakes_escalation"]
+    offered = response_schema("tension_building", 1)["properties"]["samples"]["items"][
+        "properties"
+    ]["tension_type"]
+    assert offered["enum"] == [
+        "mystery_hook",
+        "partial_reveal",
+        "contradiction",
+        "stakes_escalation",
+    ]
 
 
 @pytest.mark.parametrize("data_type", DATA_TYPES)
@@ -103,13 +132,19 @@ def test_schema_rejects_out_of_range_and_unknown_values(data_type, patch, field,
 
 
 def test_unknown_data_type_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown data_type 'poetry'; expected one of emotional_authenticity"):
+    with pytest.raises(
+        ValueError, match="unknown data_type 'poetry'; expected one of emotional_authenticity"
+    ):
         sample_model("poetry")
 
 
 def test_bad_seed_file_names_file_and_item(tmp_path):
-    (tmp_path / "sentiment.json").write_text(json.dumps([{"text": "too short", "sentiment": "positive"}]))
-    with pytest.raises(ValueError, match=r"(?s)sentiment\.json, item 0: .*text.*at least 20 characters"):
+    (tmp_path / "sentiment.json").write_text(
+        json.dumps([{"text": "too short", "sentiment": "positive"}])
+    )
+    with pytest.raises(
+        ValueError, match=r"(?s)sentiment\.json, item 0: .*text.*at least 20 characters"
+    ):
         load_seed_examples(tmp_path, "sentiment")
 
 
@@ -119,8 +154,12 @@ def test_production_profile_is_the_domain_table():
     narrative = ["emotional_authenticity", "dramatic_irony", "tension_building", "memory_resonance"]
     assert {types[t].model for t in narrative} == {"qwen3:30b-a3b"}
     assert {types[t].model for t in set(DATA_TYPES) - set(narrative)} == {"qwen3:8b"}
-    assert (types["emotional_authenticity"].temperature, types["emotional_authenticity"].samples_per_call,
-            types["emotional_authenticity"].daily_target, types["emotional_authenticity"].min_quality) == (0.82, 10, 2000, 0.7)
+    assert (
+        types["emotional_authenticity"].temperature,
+        types["emotional_authenticity"].samples_per_call,
+        types["emotional_authenticity"].daily_target,
+        types["emotional_authenticity"].min_quality,
+    ) == (0.82, 10, 2000, 0.7)
     assert sum(types[t].daily_target for t in DATA_TYPES if t != "sentiment") == 9200
     assert types["sentiment"].min_quality is None
 
@@ -135,11 +174,21 @@ def test_demo_profile_runs_small_on_the_embedded_model():
 
 def test_overrides_file_changes_values_per_type(tmp_path):
     path = tmp_path / "gen.json"
-    path.write_text(json.dumps({"backend": "openai", "all": {"daily_target": 50},
-                                "types": {"sentiment": {"temperature": 0.5, "model": "qwen3:4b"}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "backend": "openai",
+                "all": {"daily_target": 50},
+                "types": {"sentiment": {"temperature": 0.5, "model": "qwen3:4b"}},
+            }
+        )
+    )
     profile = load_profile("production", path)
     assert profile.backend == "openai"
-    assert profile.types["sentiment"].temperature == 0.5 and profile.types["sentiment"].model == "qwen3:4b"
+    assert (
+        profile.types["sentiment"].temperature == 0.5
+        and profile.types["sentiment"].model == "qwen3:4b"
+    )
     assert {s.daily_target for s in profile.types.values()} == {50}
 
 

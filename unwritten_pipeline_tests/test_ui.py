@@ -13,7 +13,9 @@ from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
 
 def _ui_check():
-    spec = importlib.util.spec_from_file_location("ui_check", PROJECT_ROOT / "scripts" / "ui_check.py")
+    spec = importlib.util.spec_from_file_location(
+        "ui_check", PROJECT_ROOT / "scripts" / "ui_check.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -29,4 +31,6 @@ def test_webserver_graphql_and_browser_show_every_asset(tmp_path):
     assert report["missing_in_api"] == [] and report["missing_on_page"] == []
     assert report["groups"] == ["curation", "export", "generation", "multitask", "personality"]
     assert report["partitions"]["llm_batches"]["data_type"] == 7
-    assert (tmp_path / "lineage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and report["screenshot_bytes"] > 20_000
+    assert (tmp_path / "lineage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and report[
+        "screenshot_bytes"
+    ] > 20_000

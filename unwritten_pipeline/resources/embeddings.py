@@ -16,9 +16,13 @@ from unwritten_pipeline.lib.personality.embeddings import (
 
 class EmbeddingResource(dg.ConfigurableResource):
     backend: str | None = Field(
-        default=None, description="local | openai (UNWRITTEN_EMBEDDINGS); default: openai when OPENAI_API_KEY is set"
+        default=None,
+        description="local | openai (UNWRITTEN_EMBEDDINGS); default: openai when OPENAI_API_KEY is set",
     )
-    local_model: str = Field(default=DEFAULT_ENCODER, description="packaged name, local folder or hub id (UNWRITTEN_ENCODER)")
+    local_model: str = Field(
+        default=DEFAULT_ENCODER,
+        description="packaged name, local folder or hub id (UNWRITTEN_ENCODER)",
+    )
     openai_model: str = "text-embedding-3-small"
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = None
@@ -34,7 +38,9 @@ class EmbeddingResource(dg.ConfigurableResource):
 
     def open(self):
         if self.backend_name() == "openai":
-            return OpenAIEmbeddings(self.openai_api_key, model=self.openai_model, base_url=self.openai_base_url)
+            return OpenAIEmbeddings(
+                self.openai_api_key, model=self.openai_model, base_url=self.openai_base_url
+            )
         return LocalEncoder(self.local_model, batch_size=self.batch_size)
 
     @classmethod

@@ -18,7 +18,9 @@ from unwritten_pipeline.lib.personality.fusechat import (
 
 class FuseChatSourceResource(dg.ConfigurableResource):
     kind: str = Field(default="local", description="local | hub (UNWRITTEN_FUSECHAT_SOURCE)")
-    local_pattern: str = Field(default="fusechat/*.jsonl", description="glob under the inputs dir, or absolute")
+    local_pattern: str = Field(
+        default="fusechat/*.jsonl", description="glob under the inputs dir, or absolute"
+    )
     hub_dataset: str = HF_DATASET
     hub_revision: str | None = None
     hub_split: str = "train"
@@ -34,6 +36,9 @@ class FuseChatSourceResource(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> FuseChatSourceResource:
         env = os.environ
-        values = {"kind": env.get("UNWRITTEN_FUSECHAT_SOURCE"), "local_pattern": env.get("UNWRITTEN_FUSECHAT_FILES"),
-                  "hub_revision": env.get("UNWRITTEN_FUSECHAT_REVISION")}
+        values = {
+            "kind": env.get("UNWRITTEN_FUSECHAT_SOURCE"),
+            "local_pattern": env.get("UNWRITTEN_FUSECHAT_FILES"),
+            "hub_revision": env.get("UNWRITTEN_FUSECHAT_REVISION"),
+        }
         return cls(**{k: v for k, v in values.items() if v is not None})

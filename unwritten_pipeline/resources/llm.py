@@ -29,16 +29,27 @@ class LLMResource(dg.ConfigurableResource):
     profile_overrides_file: str | None = Field(
         default=None, description="JSON overrides of the profile (UNWRITTEN_GENERATION_CONFIG)"
     )
-    backend: str | None = Field(default=None, description="embedded | ollama | openai (UNWRITTEN_LLM_BACKEND)")
-    base_url: str | None = Field(default=None, description="server URL for ollama/openai (UNWRITTEN_LLM_URL)")
-    api_key: str | None = Field(default=None, description="bearer token for openai servers (UNWRITTEN_LLM_API_KEY)")
-    embedded_model: str = Field(
-        default=EMBEDDED_DEFAULT_MODEL, description="packaged GGUF name or .gguf path (UNWRITTEN_EMBEDDED_MODEL)"
+    backend: str | None = Field(
+        default=None, description="embedded | ollama | openai (UNWRITTEN_LLM_BACKEND)"
     )
-    n_threads: int = Field(default=1, description="llama.cpp threads; 1 stays fast when the other core is busy")
+    base_url: str | None = Field(
+        default=None, description="server URL for ollama/openai (UNWRITTEN_LLM_URL)"
+    )
+    api_key: str | None = Field(
+        default=None, description="bearer token for openai servers (UNWRITTEN_LLM_API_KEY)"
+    )
+    embedded_model: str = Field(
+        default=EMBEDDED_DEFAULT_MODEL,
+        description="packaged GGUF name or .gguf path (UNWRITTEN_EMBEDDED_MODEL)",
+    )
+    n_threads: int = Field(
+        default=1, description="llama.cpp threads; 1 stays fast when the other core is busy"
+    )
     n_ctx: int = 4096
     timeout_s: float = 300.0
-    parallel_requests: int = Field(default=1, description="concurrent calls to the server (embedded: always 1)")
+    parallel_requests: int = Field(
+        default=1, description="concurrent calls to the server (embedded: always 1)"
+    )
     max_retries: int = 3
     backoff_base_s: float = 1.0
     max_failure_ratio: float = 0.2
@@ -50,7 +61,9 @@ class LLMResource(dg.ConfigurableResource):
     def backend_name(self) -> str:
         name = self.backend or self.load_profile().backend
         if name not in BACKENDS:
-            raise ValueError(f"UNWRITTEN_LLM_BACKEND={name!r} is not a backend; use one of {', '.join(BACKENDS)}")
+            raise ValueError(
+                f"UNWRITTEN_LLM_BACKEND={name!r} is not a backend; use one of {', '.join(BACKENDS)}"
+            )
         return name
 
     def server_key(self) -> str:
@@ -86,7 +99,9 @@ class LLMResource(dg.ConfigurableResource):
             "backend": env.get("UNWRITTEN_LLM_BACKEND"),
             "base_url": env.get("UNWRITTEN_LLM_URL"),
             # EnvVar: the UI and the run config show the variable's name, never its value.
-            "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY") if env.get("UNWRITTEN_LLM_API_KEY") else None,
+            "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY")
+            if env.get("UNWRITTEN_LLM_API_KEY")
+            else None,
         }
         numeric = {
             "n_threads": ("UNWRITTEN_LLM_THREADS", int),

@@ -29,7 +29,9 @@ def input_versions(store: ArtifactStore, fusechat: FuseChatSourceResource) -> di
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def observe_inputs(context: dg.SensorEvaluationContext, store: ArtifactStore, fusechat: FuseChatSourceResource):
+def observe_inputs(
+    context: dg.SensorEvaluationContext, store: ArtifactStore, fusechat: FuseChatSourceResource
+):
     """Record a new data version for every input file set whose content changed."""
     import json
 
@@ -37,14 +39,18 @@ def observe_inputs(context: dg.SensorEvaluationContext, store: ArtifactStore, fu
     current = input_versions(store, fusechat)
     changed = {key: version for key, version in current.items() if previous.get(key) != version}
     return dg.SensorResult(
-        asset_events=[dg.AssetObservation(asset_key=key, tags={"dagster/data_version": version})
-                      for key, version in changed.items()],
+        asset_events=[
+            dg.AssetObservation(asset_key=key, tags={"dagster/data_version": version})
+            for key, version in changed.items()
+        ],
         cursor=json.dumps(current),
     )
 
 
 rebuild_downstream = dg.AutomationConditionSensorDefinition(
-    "rebuild_downstream", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    "rebuild_downstream",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
 )
 

@@ -34,9 +34,12 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 
 class ValidationConfig(CurationThresholds):
     min_quality: dict[str, float] = Field(
-        default_factory=dict, description="per-type quality thresholds; default: the profile's min_quality"
+        default_factory=dict,
+        description="per-type quality thresholds; default: the profile's min_quality",
     )
-    capacity_tolerance: float = Field(default=0.25, description="allowed |stated - computed| effective capacity")
+    capacity_tolerance: float = Field(
+        default=0.25, description="allowed |stated - computed| effective capacity"
+    )
 
 
 @dg.asset(
@@ -49,7 +52,10 @@ class ValidationConfig(CurationThresholds):
     code_version="1",
 )
 def validated_samples(
-    context: dg.AssetExecutionContext, config: ValidationConfig, llm: LLMResource, store: ArtifactStore
+    context: dg.AssetExecutionContext,
+    config: ValidationConfig,
+    llm: LLMResource,
+    store: ArtifactStore,
 ) -> dg.MaterializeResult:
     """One partition's batch samples sorted into accepted and rejected, with reason codes.
 
@@ -61,22 +67,35 @@ def validated_samples(
     """
     keys = context.partition_key.keys_by_dimension
     data_type, date = keys["data_type"], keys["date"]
-    thresholds = {t: s.min_quality for t, s in llm.load_profile().types.items()} | config.min_quality
+    thresholds = {
+        t: s.min_quality for t, s in llm.load_profile().types.items()
+    } | config.min_quality
     rules = ValidationRules(min_quality=thresholds, capacity_tolerance=config.capacity_tolerance)
     batch_dir = partition_dir(store.root, data_type, date)
     result = validate_partition(
-        batch_dir, data_type=data_type, date=date, rules=rules,
+        batch_dir,
+        data_type=data_type,
+        date=date,
+        rules=rules,
         earlier_hashes=earlier_accepted_hashes(store.root, data_type, date),
     )
     for error in result.file_errors:
         context.log.warning(f"unreadable batch file skipped: {error}")
     if not result.batch_files:
-        context.log.warning(f"no batch files in {batch_dir}; materialize llm_batches {context.partition_key} first")
+        context.log.warning(
+            f"no batch files in {batch_dir}; materialize llm_batches {context.partition_key} first"
+        )
     out_dir = validated_dir(store.root, data_type, date)
-    version = write_validation(out_dir, result, {
-        "llm_batches_version": partition_content_version(batch_dir) if batch_dir.is_dir() else None,
-        "min_quality": thresholds.get(data_type),
-    })
+    version = write_validation(
+        out_dir,
+        result,
+        {
+            "llm_batches_version": partition_content_version(batch_dir)
+            if batch_dir.is_dir()
+            else None,
+            "min_quality": thresholds.get(data_type),
+        },
+    )
     distribution = quality_distribution(result.qualities())
     png = plot_png(result, distribution)
     write_bytes_atomic(out_dir / "analysis.png", png)
@@ -89,10 +108,16 @@ def validated_samples(
             "accepted": len(result.accepted),
             "rejected": len(result.rejected),
             "pass_rate": dg.MetadataValue.float(round(result.pass_rate, 4)),
-            "capacity_violation_rate": dg.MetadataValue.float(round(result.capacity_violation_rate(), 4)),
+            "capacity_violation_rate": dg.MetadataValue.float(
+                round(result.capacity_violation_rate(), 4)
+            ),
             "quality_distribution": dg.MetadataValue.md(quality_table(distribution)),
-            "rejects_by_reason": dg.MetadataValue.md(counter_table(result.reasons(), result.total, "reason")),
-            "violations_by_rule": dg.MetadataValue.md(counter_table(result.violations(), result.total, "rule")),
+            "rejects_by_reason": dg.MetadataValue.md(
+                counter_table(result.reasons(), result.total, "reason")
+            ),
+            "violations_by_rule": dg.MetadataValue.md(
+                counter_table(result.violations(), result.total, "rule")
+            ),
             "analysis_plot": dg.MetadataValue.md(png_markdown(png, f"{data_type} {date}")),
             "file_errors": dg.MetadataValue.json(result.file_errors),
             "refused_files": dg.MetadataValue.json(result.refused_files),
@@ -108,7 +133,9 @@ class SplitsConfig(dg.Config):
     train_ratio: float = 0.8
     validation_ratio: float = 0.1
     test_ratio: float = 0.1
-    min_quality: float = Field(default=0.0, description="drop samples whose quality_score is below this")
+    min_quality: float = Field(
+        default=0.0, description="drop samples whose quality_score is below this"
+    )
 
 
 @dg.asset(
@@ -118,7 +145,9 @@ class SplitsConfig(dg.Config):
     kinds={"python", "parquet"},
     code_version="1",
 )
-def training_splits(context: dg.AssetExecutionContext, config: SplitsConfig, store: ArtifactStore) -> dg.MaterializeResult:
+def training_splits(
+    context: dg.AssetExecutionContext, config: SplitsConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
     """Train / validation / test splits of every validated partition, stable by content hash.
 
     Parquet per split (pandas, or `load_dataset_dict` for a Hugging Face
@@ -133,17 +162,29 @@ def training_splits(context: dg.AssetExecutionContext, config: SplitsConfig, sto
             description=f"no accepted samples under {store.root / 'validated'}; materialize validated_samples first"
         )
     partitions = [
-        {"partition_key": p.partition_key, "data_version": p.data_version, "accepted": p.accepted,
-         "generators": p.generators}
+        {
+            "partition_key": p.partition_key,
+            "data_version": p.data_version,
+            "accepted": p.accepted,
+            "generators": p.generators,
+        }
         for p in result.partitions
     ]
     out_dir = store.root / "training_splits"
-    version = write_splits(out_dir, result, {
-        "ratios": ratios, "min_quality": config.min_quality, "partitions": partitions,
-        "dropped_duplicates": result.dropped_duplicates, "below_min_quality": result.below_min_quality,
-    })
+    version = write_splits(
+        out_dir,
+        result,
+        {
+            "ratios": ratios,
+            "min_quality": config.min_quality,
+            "partitions": partitions,
+            "dropped_duplicates": result.dropped_duplicates,
+            "below_min_quality": result.below_min_quality,
+        },
+    )
     counts_rows = [
-        (data_type, *(result.counts[(split, data_type)] for split in SPLITS)) for data_type in DATA_TYPES
+        (data_type, *(result.counts[(split, data_type)] for split in SPLITS))
+        for data_type in DATA_TYPES
     ]
     counts_md = "\n".join(
         ["| data_type | train | validation | test |", "|---|---|---|---|"]
@@ -152,7 +193,10 @@ def training_splits(context: dg.AssetExecutionContext, config: SplitsConfig, sto
     return dg.MaterializeResult(
         metadata={
             "samples": len(result.rows),
-            **{f"{split}_samples": sum(result.counts[(split, t)] for t in DATA_TYPES) for split in SPLITS},
+            **{
+                f"{split}_samples": sum(result.counts[(split, t)] for t in DATA_TYPES)
+                for split in SPLITS
+            },
             "counts_by_split_and_type": dg.MetadataValue.md(counts_md),
             "upstream_partitions": dg.MetadataValue.json(partitions),
             "upstream_partition_count": len(partitions),

@@ -4,10 +4,16 @@ from pydantic import Field
 from unwritten_pipeline.lib.curation.validate import PartitionValidation
 
 CHECK_SPECS = [
-    dg.AssetCheckSpec("pass_rate", asset="validated_samples",
-                      description="share of the partition's samples accepted ≥ pass_rate_threshold"),
-    dg.AssetCheckSpec("capacity_violations", asset="validated_samples",
-                      description="share of samples breaking a capacity rule < capacity_violation_threshold"),
+    dg.AssetCheckSpec(
+        "pass_rate",
+        asset="validated_samples",
+        description="share of the partition's samples accepted ≥ pass_rate_threshold",
+    ),
+    dg.AssetCheckSpec(
+        "capacity_violations",
+        asset="validated_samples",
+        description="share of samples breaking a capacity rule < capacity_violation_threshold",
+    ),
 ]
 
 
@@ -16,7 +22,9 @@ class CurationThresholds(dg.Config):
     capacity_violation_threshold: float = Field(default=0.05, description="DOMAIN.md: < 5%")
 
 
-def partition_checks(result: PartitionValidation, thresholds: CurationThresholds) -> list[dg.AssetCheckResult]:
+def partition_checks(
+    result: PartitionValidation, thresholds: CurationThresholds
+) -> list[dg.AssetCheckResult]:
     """WARN severity: a poor night shows red in the UI without blocking everything downstream."""
     capacity_rate = result.capacity_violation_rate()
     return [
@@ -24,15 +32,20 @@ def partition_checks(result: PartitionValidation, thresholds: CurationThresholds
             check_name="pass_rate",
             passed=result.total > 0 and result.pass_rate >= thresholds.pass_rate_threshold,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"pass_rate": round(result.pass_rate, 4), "threshold": thresholds.pass_rate_threshold,
-                      "samples": result.total},
+            metadata={
+                "pass_rate": round(result.pass_rate, 4),
+                "threshold": thresholds.pass_rate_threshold,
+                "samples": result.total,
+            },
             description=None if result.total else "the partition has no samples",
         ),
         dg.AssetCheckResult(
             check_name="capacity_violations",
             passed=capacity_rate < thresholds.capacity_violation_threshold,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"capacity_violation_rate": round(capacity_rate, 4),
-                      "threshold": thresholds.capacity_violation_threshold},
+            metadata={
+                "capacity_violation_rate": round(capacity_rate, 4),
+                "threshold": thresholds.capacity_violation_threshold,
+            },
         ),
     ]

@@ -5,4 +5,6 @@ from unwritten_pipeline.defs.curation.jobs import curation_job, splits_job
 
 
 def curation_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[validated_samples, training_splits], jobs=[curation_job, splits_job])
+    return dg.Definitions(
+        assets=[validated_samples, training_splits], jobs=[curation_job, splits_job]
+    )

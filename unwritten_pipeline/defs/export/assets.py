@@ -33,73 +33,124 @@ PARITY = "parity"
 @dg.observable_source_asset(group_name=GROUP)
 def probe_texts(store: ArtifactStore) -> dg.ObserveResult:
     """Fixed probe texts (`data/probe_texts.json`) for parity top-up and the release comparison."""
-    return dg.ObserveResult(data_version=dg.DataVersion(folder_version([store.inputs / "probe_texts.json"])))
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(folder_version([store.inputs / "probe_texts.json"]))
+    )
 
 
 class ParityThresholds(dg.Config):
-    min_cosine: float = Field(default=0.99, description="exported vs PyTorch output cosine (per head)")
+    min_cosine: float = Field(
+        default=0.99, description="exported vs PyTorch output cosine (per head)"
+    )
     min_argmax_agreement: float = Field(default=0.99, description="sentiment argmax agreement")
     max_mae_difference: float = Field(default=0.01, description="personality output MAE vs PyTorch")
     parity_samples: int = Field(default=64, description="validation inputs compared")
 
 
 class PersonalityExportConfig(ParityThresholds):
-    recipe: str = Field(default="int4_dynamic", description=f"shipped recipe: one of {', '.join(RECIPES)}")
-    compare_recipes: list[str] = Field(default_factory=lambda: ["int8_dynamic"], description="also measured")
+    recipe: str = Field(
+        default="int4_dynamic", description=f"shipped recipe: one of {', '.join(RECIPES)}"
+    )
+    compare_recipes: list[str] = Field(
+        default_factory=lambda: ["int8_dynamic"], description="also measured"
+    )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"tflite"}, code_version="1",
-          check_specs=[dg.AssetCheckSpec(PARITY, asset="personality_tflite", blocking=True)])
-def personality_tflite(context: dg.AssetExecutionContext, config: PersonalityExportConfig,
-                       store: ArtifactStore) -> dg.MaterializeResult:
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[personality_model, personality_tokens],
+    group_name=GROUP,
+    kinds={"tflite"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(PARITY, asset="personality_tflite", blocking=True)],
+)
+def personality_tflite(
+    context: dg.AssetExecutionContext, config: PersonalityExportConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
     """The PersonalityModel as LiteRT: float, INT4 (dynamic, per-channel) by default, plus compared recipes.
 
     The blocking `parity` check compares it with PyTorch on validation embeddings from the cache.
     """
     try:
-        recipes = [check_recipe(config.recipe)] + [check_recipe(r) for r in config.compare_recipes if r != config.recipe]
+        recipes = [check_recipe(config.recipe)] + [
+            check_recipe(r) for r in config.compare_recipes if r != config.recipe
+        ]
         cache = load_cache(store.soft_label_root)
     except (RecipeError, SourceError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     out_dir = store.root / "exports" / "personality"
     paths = export_personality(store.root / "personality_model", out_dir, recipes)
     model, _ = load_deployment(store.root / "personality_model")
-    embeddings = cache.embeddings[-config.parity_samples:].astype(np.float32)
+    embeddings = cache.embeddings[-config.parity_samples :].astype(np.float32)
     results = {r: personality_parity(model, TFLiteRunner(p), embeddings) for r, p in paths.items()}
     shipped = results[config.recipe]
-    rows = [(r, round(p.stat().st_size / 1e6, 3), round(results[r]["cosine_min"], 5), round(results[r]["top5_agreement"], 4))
-            for r, p in paths.items()]
-    passed = shipped["cosine_min"] >= config.min_cosine and shipped["probability_mae_diff"] <= config.max_mae_difference
+    rows = [
+        (
+            r,
+            round(p.stat().st_size / 1e6, 3),
+            round(results[r]["cosine_min"], 5),
+            round(results[r]["top5_agreement"], 4),
+        )
+        for r, p in paths.items()
+    ]
+    passed = (
+        shipped["cosine_min"] >= config.min_cosine
+        and shipped["probability_mae_diff"] <= config.max_mae_difference
+    )
     return dg.MaterializeResult(
-        metadata={"recipe": config.recipe, "recipes": dg.MetadataValue.md(markdown_table(
-                      ("recipe", "MB", "min cosine", "top-5 agreement"), rows)),
-                  "path": dg.MetadataValue.path(str(paths[config.recipe])),
-                  "bytes": paths[config.recipe].stat().st_size, "sha256": sha256_file(paths[config.recipe])},
+        metadata={
+            "recipe": config.recipe,
+            "recipes": dg.MetadataValue.md(
+                markdown_table(("recipe", "MB", "min cosine", "top-5 agreement"), rows)
+            ),
+            "path": dg.MetadataValue.path(str(paths[config.recipe])),
+            "bytes": paths[config.recipe].stat().st_size,
+            "sha256": sha256_file(paths[config.recipe]),
+        },
         data_version=dg.DataVersion(sha256_file(paths[config.recipe])[:24]),
-        check_results=[dg.AssetCheckResult(
-            check_name=PARITY, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={k: v for k, v in shipped.items() if isinstance(v, (int, float))}
-            | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=PARITY,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={k: v for k, v in shipped.items() if isinstance(v, (int, float))}
+                | {
+                    "min_cosine": config.min_cosine,
+                    "max_mae_difference": config.max_mae_difference,
+                },
+            )
+        ],
     )
 
 
 class MultiTaskExportConfig(ParityThresholds):
-    recipe: str = Field(default="int4_embedding_int8_dense", description=f"shipped recipe: {', '.join(RECIPES)}")
+    recipe: str = Field(
+        default="int4_embedding_int8_dense", description=f"shipped recipe: {', '.join(RECIPES)}"
+    )
     compare_recipes: list[str] = Field(default_factory=lambda: ["int4_dynamic", "int8_dynamic"])
     max_length: int = 128
 
 
-@dg.asset(automation_condition=REBUILD, deps=[multitask_model, probe_texts], group_name=GROUP, kinds={"tflite"}, code_version="1",
-          check_specs=[dg.AssetCheckSpec(PARITY, asset="multitask_tflite", blocking=True)])
-def multitask_tflite(context: dg.AssetExecutionContext, config: MultiTaskExportConfig,
-                     store: ArtifactStore) -> dg.MaterializeResult:
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[multitask_model, probe_texts],
+    group_name=GROUP,
+    kinds={"tflite"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(PARITY, asset="multitask_tflite", blocking=True)],
+)
+def multitask_tflite(
+    context: dg.AssetExecutionContext, config: MultiTaskExportConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
     """The merged multi-task model as LiteRT: inputs input_ids/attention_mask (int32, 128), one output per head.
 
     Every compared recipe's size and parity is reported; the configured one is shipped
     (default: INT4 embedding + INT8 dense). Beside it: tokenizer_vocab.json, model_config.json.
     """
     try:
-        recipes = [check_recipe(config.recipe)] + [check_recipe(r) for r in config.compare_recipes if r != config.recipe]
+        recipes = [check_recipe(config.recipe)] + [
+            check_recipe(r) for r in config.compare_recipes if r != config.recipe
+        ]
     except RecipeError as exc:
         raise dg.Failure(description=str(exc)) from exc
     out_dir = store.root / "exports" / "multitask"
@@ -108,23 +159,48 @@ def multitask_tflite(context: dg.AssetExecutionContext, config: MultiTaskExportC
     inputs = tokenize(tokenizer, _validation_texts(store, config.parity_samples), config.max_length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     shipped = results[config.recipe]
-    rows = [(r, round(p.stat().st_size / 1e6, 3), round(results[r]["cosine_min"], 5),
-             round(results[r]["sentiment_agreement"], 4), round(results[r]["personality_mae_diff"], 5))
-            for r, p in paths.items()]
-    passed = (shipped["cosine_min"] >= config.min_cosine
-              and shipped["sentiment_agreement"] >= config.min_argmax_agreement
-              and shipped["personality_mae_diff"] <= config.max_mae_difference)
+    rows = [
+        (
+            r,
+            round(p.stat().st_size / 1e6, 3),
+            round(results[r]["cosine_min"], 5),
+            round(results[r]["sentiment_agreement"], 4),
+            round(results[r]["personality_mae_diff"], 5),
+        )
+        for r, p in paths.items()
+    ]
+    passed = (
+        shipped["cosine_min"] >= config.min_cosine
+        and shipped["sentiment_agreement"] >= config.min_argmax_agreement
+        and shipped["personality_mae_diff"] <= config.max_mae_difference
+    )
     return dg.MaterializeResult(
-        metadata={"recipe": config.recipe,
-                  "recipes": dg.MetadataValue.md(markdown_table(
-                      ("recipe", "MB", "min cosine", "sentiment agreement", "personality MAE diff"), rows)),
-                  "path": dg.MetadataValue.path(str(paths[config.recipe])),
-                  "bytes": paths[config.recipe].stat().st_size, "sha256": sha256_file(paths[config.recipe])},
+        metadata={
+            "recipe": config.recipe,
+            "recipes": dg.MetadataValue.md(
+                markdown_table(
+                    ("recipe", "MB", "min cosine", "sentiment agreement", "personality MAE diff"),
+                    rows,
+                )
+            ),
+            "path": dg.MetadataValue.path(str(paths[config.recipe])),
+            "bytes": paths[config.recipe].stat().st_size,
+            "sha256": sha256_file(paths[config.recipe]),
+        },
         data_version=dg.DataVersion(sha256_file(paths[config.recipe])[:24]),
-        check_results=[dg.AssetCheckResult(
-            check_name=PARITY, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"cosine_min": shipped["cosine_min"], "sentiment_agreement": shipped["sentiment_agreement"],
-                      "personality_mae_diff": shipped["personality_mae_diff"], "n": shipped["n"]})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=PARITY,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "cosine_min": shipped["cosine_min"],
+                    "sentiment_agreement": shipped["sentiment_agreement"],
+                    "personality_mae_diff": shipped["personality_mae_diff"],
+                    "n": shipped["n"],
+                },
+            )
+        ],
     )
 
 
@@ -134,18 +210,31 @@ def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
 
     path = store.root / "training_splits" / "validation.parquet"
     texts = pd.read_parquet(path)["text"].tolist()[:limit] if path.is_file() else []
-    return texts + read_json(store.inputs / "probe_texts.json")["texts"][: max(0, limit - len(texts))]
+    return (
+        texts + read_json(store.inputs / "probe_texts.json")["texts"][: max(0, limit - len(texts))]
+    )
 
 
 class ReleaseConfig(dg.Config):
-    max_probe_difference: float = Field(default=0.1, description="mean output difference vs the shipped release")
-    approve: bool = Field(default=False, description="ship even when the probe difference is too large")
+    max_probe_difference: float = Field(
+        default=0.1, description="mean output difference vs the shipped release"
+    )
+    approve: bool = Field(
+        default=False, description="ship even when the probe difference is too large"
+    )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[personality_tflite, multitask_tflite, "benchmark_report", probe_texts], group_name=GROUP, kinds={"json"},
-          code_version="1",
-          check_specs=[dg.AssetCheckSpec("probe_difference", asset="model_release", blocking=True)])
-def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, store: ArtifactStore) -> dg.MaterializeResult:
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[personality_tflite, multitask_tflite, "benchmark_report", probe_texts],
+    group_name=GROUP,
+    kinds={"json"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec("probe_difference", asset="model_release", blocking=True)],
+)
+def model_release(
+    context: dg.AssetExecutionContext, config: ReleaseConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
     """A versioned release directory: the shipped models, model_config.json, tokenizer_vocab.json and
     manifest.json (semver, sha256 + size of every file, lineage back to the data, metrics).
 
@@ -162,39 +251,76 @@ def model_release(context: dg.AssetExecutionContext, config: ReleaseConfig, stor
     tokenizer = load_tokenizer(store.root / "multitask_model")
     dim, length = personality_cfg["input"]["shape"][1], multitask_cfg["input_length"]
     candidate = probe_outputs(personality_file, multitask_file, tokenizer, texts, dim, length)
-    interface = {"personality": {k: personality_cfg[k] for k in ("input", "outputs", "token_labels")},
-                 "multitask": {k: multitask_cfg[k] for k in ("inputs", "outputs", "labels")}}
+    interface = {
+        "personality": {k: personality_cfg[k] for k in ("input", "outputs", "token_labels")},
+        "multitask": {k: multitask_cfg[k] for k in ("inputs", "outputs", "labels")},
+    }
     releases = store.root / "releases"
     shipped = latest_release(releases)
     if shipped is None:
         difference, passed = 0.0, True
     else:
-        previous = probe_outputs(shipped / "personality.tflite", shipped / "multitask.tflite", tokenizer, texts,
-                                 dim, length) if _same_interface(shipped, interface) else None
-        difference = float(np.abs(candidate - previous).mean()) if previous is not None else float("inf")
+        previous = (
+            probe_outputs(
+                shipped / "personality.tflite",
+                shipped / "multitask.tflite",
+                tokenizer,
+                texts,
+                dim,
+                length,
+            )
+            if _same_interface(shipped, interface)
+            else None
+        )
+        difference = (
+            float(np.abs(candidate - previous).mean()) if previous is not None else float("inf")
+        )
         passed = difference < config.max_probe_difference
-    write_json_atomic(exports / "model_config.json", {"personality": personality_cfg, "multitask": multitask_cfg})
-    files = {"personality.tflite": personality_file, "multitask.tflite": multitask_file,
-             "tokenizer_vocab.json": exports / "multitask" / "tokenizer_vocab.json",
-             "model_config.json": exports / "model_config.json"}
+    write_json_atomic(
+        exports / "model_config.json", {"personality": personality_cfg, "multitask": multitask_cfg}
+    )
+    files = {
+        "personality.tflite": personality_file,
+        "multitask.tflite": multitask_file,
+        "tokenizer_vocab.json": exports / "multitask" / "tokenizer_vocab.json",
+        "model_config.json": exports / "model_config.json",
+    }
     try:
-        directory = build_release(releases, files, interface=interface, lineage=_lineage(context, store),
-                                  metrics={"probe_difference": difference, **_benchmark(store)},
-                                  promote=passed or config.approve)
+        directory = build_release(
+            releases,
+            files,
+            interface=interface,
+            lineage=_lineage(context, store),
+            metrics={"probe_difference": difference, **_benchmark(store)},
+            promote=passed or config.approve,
+        )
     except ReleaseError as exc:
         raise dg.Failure(description=str(exc)) from exc
     manifest = read_json(directory / "manifest.json")
     return dg.MaterializeResult(
-        metadata={"version": manifest["version"], "path": dg.MetadataValue.path(str(directory)),
-                  "shipped": manifest["promoted"], "files": dg.MetadataValue.json(manifest["files"]),
-                  "lineage": dg.MetadataValue.json(manifest["lineage"]),
-                  "lineage_view": dg.MetadataValue.md(lineage_markdown(directory)),
-                  "probe_difference": difference},
+        metadata={
+            "version": manifest["version"],
+            "path": dg.MetadataValue.path(str(directory)),
+            "shipped": manifest["promoted"],
+            "files": dg.MetadataValue.json(manifest["files"]),
+            "lineage": dg.MetadataValue.json(manifest["lineage"]),
+            "lineage_view": dg.MetadataValue.md(lineage_markdown(directory)),
+            "probe_difference": difference,
+        },
         data_version=dg.DataVersion(sha256_file(directory / "manifest.json")[:24]),
-        check_results=[dg.AssetCheckResult(
-            check_name="probe_difference", passed=passed or config.approve, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"difference": difference, "threshold": config.max_probe_difference,
-                      "approved": config.approve, "previous": str(shipped) if shipped else "none"})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="probe_difference",
+                passed=passed or config.approve,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "difference": difference,
+                    "threshold": config.max_probe_difference,
+                    "approved": config.approve,
+                    "previous": str(shipped) if shipped else "none",
+                },
+            )
+        ],
     )
 
 
@@ -215,25 +341,51 @@ def _benchmark(store: ArtifactStore) -> dict:
     if not path.is_file():
         return {}
     report = read_json(path)
-    return {"benchmark": {name: {"size_mb": m["size_mb"], "latency_ms": m["latency_ms"], "accuracy": m.get("accuracy")}
-                          for name, m in report["models"].items()}, "targets": report["targets"]}
+    return {
+        "benchmark": {
+            name: {
+                "size_mb": m["size_mb"],
+                "latency_ms": m["latency_ms"],
+                "accuracy": m.get("accuracy"),
+            }
+            for name, m in report["models"].items()
+        },
+        "targets": report["targets"],
+    }
 
 
 def _lineage(context: dg.AssetExecutionContext, store: ArtifactStore) -> dict:
     assets = {}
-    for key in ("personality_tflite", "multitask_tflite", "personality_coreml", "multitask_coreml",
-                "benchmark_report", "personality_model", "multitask_model", "fusechat_soft_labels",
-                "training_splits"):
+    for key in (
+        "personality_tflite",
+        "multitask_tflite",
+        "personality_coreml",
+        "multitask_coreml",
+        "benchmark_report",
+        "personality_model",
+        "multitask_model",
+        "fusechat_soft_labels",
+        "training_splits",
+    ):
         event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
         if event is not None:
             tags = event.asset_materialization.tags or {}
-            assets[key] = {"data_version": tags.get("dagster/data_version"),
-                           "code_version": tags.get("dagster/code_version"), "run_id": event.run_id}
+            assets[key] = {
+                "data_version": tags.get("dagster/data_version"),
+                "code_version": tags.get("dagster/code_version"),
+                "run_id": event.run_id,
+            }
     personality = read_json(store.root / "personality_model" / "config.json")
     multitask = read_json(store.root / "multitask_model" / "multitask_config.json")
     splits = read_json(store.root / "training_splits" / "lineage.json")
-    return {"assets": assets, "training_splits_version": splits["data_version"],
-            "generation_partitions": splits.get("partitions", []),
-            "fusechat_source": personality["source"], "tokens_sha256": personality["tokens_sha256"],
-            "soft_labels_version": personality["soft_labels_version"], "encoder": personality["encoder"],
-            "multitask_encoder": multitask["model"]["encoder"], "multitask_training": multitask.get("training")}
+    return {
+        "assets": assets,
+        "training_splits_version": splits["data_version"],
+        "generation_partitions": splits.get("partitions", []),
+        "fusechat_source": personality["source"],
+        "tokens_sha256": personality["tokens_sha256"],
+        "soft_labels_version": personality["soft_labels_version"],
+        "encoder": personality["encoder"],
+        "multitask_encoder": multitask["model"]["encoder"],
+        "multitask_training": multitask.get("training"),
+    }

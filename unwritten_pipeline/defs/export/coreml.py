@@ -24,20 +24,33 @@ GROUP = "export"
 
 
 def _size(path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
 
 
 class PersonalityCoreMLConfig(dg.Config):
     optimizer: str = Field(default="adam", description="on-device update optimizer: adam | sgd")
     learning_rate: float = 1e-3
     epochs: int = Field(default=10, description="on-device update epochs")
-    min_cosine: float = Field(default=0.99, description="4-bit backbone vs PyTorch, decompressed weights")
+    min_cosine: float = Field(
+        default=0.99, description="4-bit backbone vs PyTorch, decompressed weights"
+    )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[personality_model, personality_tokens], group_name=GROUP, kinds={"coreml"}, code_version="1",
-          check_specs=[dg.AssetCheckSpec("weights_parity", asset="personality_coreml", blocking=True)])
-def personality_coreml(context: dg.AssetExecutionContext, config: PersonalityCoreMLConfig,
-                       store: ArtifactStore) -> dg.MaterializeResult:
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[personality_model, personality_tokens],
+    group_name=GROUP,
+    kinds={"coreml"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec("weights_parity", asset="personality_coreml", blocking=True)],
+)
+def personality_coreml(
+    context: dg.AssetExecutionContext, config: PersonalityCoreMLConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
     """Core ML for iOS: the frozen backbone as ML Programs (fp16 and 4-bit palettized, iOS 17) with the
     token labels in their metadata, and the 512→325 head as an updatable NeuralNetwork .mlmodel
     (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by running the
@@ -50,43 +63,90 @@ def personality_coreml(context: dg.AssetExecutionContext, config: PersonalityCor
         raise dg.Failure(description=str(exc)) from exc
     out_dir = store.root / "exports" / "coreml"
     dim = config_json["model"]["encoder_dim"]
-    metadata = {"token_labels": json.dumps(config_json["tokens"]), "vocab_size": str(len(config_json["tokens"])),
-                "embedding_dim": str(dim), "tokens_sha256": config_json["tokens_sha256"]}
+    metadata = {
+        "token_labels": json.dumps(config_json["tokens"]),
+        "vocab_size": str(len(config_json["tokens"])),
+        "embedding_dim": str(dim),
+        "tokens_sha256": config_json["tokens_sha256"],
+    }
     packages = personality_backbone(model, dim, out_dir, metadata)
     try:
-        head = updatable_head(model, out_dir / "personality_head_updatable.mlmodel", optimizer=config.optimizer,
-                              lr=config.learning_rate, epochs=config.epochs, labels=config_json["tokens"])
+        head = updatable_head(
+            model,
+            out_dir / "personality_head_updatable.mlmodel",
+            optimizer=config.optimizer,
+            lr=config.learning_rate,
+            epochs=config.epochs,
+            labels=config_json["tokens"],
+        )
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     embeddings = cache.embeddings[-64:].astype(np.float32)
-    parity = {name: backbone_weight_parity(model, path, embeddings) for name, path in packages.items()}
+    parity = {
+        name: backbone_weight_parity(model, path, embeddings) for name, path in packages.items()
+    }
     head_spec = describe(head)
-    passed = (parity["4bit"]["cosine_min"] >= config.min_cosine and head_spec["is_updatable"]
-              and head_spec["updatable_layers"] == ["token_head"])
+    passed = (
+        parity["4bit"]["cosine_min"] >= config.min_cosine
+        and head_spec["is_updatable"]
+        and head_spec["updatable_layers"] == ["token_head"]
+    )
     return dg.MaterializeResult(
         metadata={
-            "backbone_fp16_bytes": _size(packages["fp16"]), "backbone_4bit_bytes": _size(packages["4bit"]),
-            "head_bytes": head.stat().st_size, "head_sha256": sha256_file(head),
-            "head_spec": dg.MetadataValue.json(head_spec), "backbone_spec": dg.MetadataValue.json(
-                {k: v for k, v in describe(packages["4bit"]).items() if k != "metadata"}),
-            "weights_parity": dg.MetadataValue.json(parity), "path": dg.MetadataValue.path(str(out_dir)),
+            "backbone_fp16_bytes": _size(packages["fp16"]),
+            "backbone_4bit_bytes": _size(packages["4bit"]),
+            "head_bytes": head.stat().st_size,
+            "head_sha256": sha256_file(head),
+            "head_spec": dg.MetadataValue.json(head_spec),
+            "backbone_spec": dg.MetadataValue.json(
+                {k: v for k, v in describe(packages["4bit"]).items() if k != "metadata"}
+            ),
+            "weights_parity": dg.MetadataValue.json(parity),
+            "path": dg.MetadataValue.path(str(out_dir)),
             "note": "prediction and on-device update run only on Apple hardware",
         },
-        check_results=[dg.AssetCheckResult(
-            check_name="weights_parity", passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"cosine_min_4bit": parity["4bit"]["cosine_min"],
-                      "cosine_min_fp16": parity["fp16"]["cosine_min"], "head_updatable": head_spec["is_updatable"]})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="weights_parity",
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "cosine_min_4bit": parity["4bit"]["cosine_min"],
+                    "cosine_min_fp16": parity["fp16"]["cosine_min"],
+                    "head_updatable": head_spec["is_updatable"],
+                },
+            )
+        ],
     )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[multitask_model], group_name=GROUP, kinds={"coreml"}, code_version="1")
-def multitask_coreml(context: dg.AssetExecutionContext, store: ArtifactStore) -> dg.MaterializeResult:
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[multitask_model],
+    group_name=GROUP,
+    kinds={"coreml"},
+    code_version="1",
+)
+def multitask_coreml(
+    context: dg.AssetExecutionContext, store: ArtifactStore
+) -> dg.MaterializeResult:
     """The merged multi-task model as a Core ML ML Program (fp16, iOS 17): inputs input_ids /
     attention_mask (int32, 1 × 128), one output per head."""
     module, _, config = multitask_module(store.root / "multitask_model")
-    path = multitask_program(module, 128, store.root / "exports" / "coreml" / "multitask_fp16.mlpackage",
-                             {"heads": json.dumps([h["name"] for h in config["heads"]]),
-                              "encoder": config["model"]["encoder"]})
+    path = multitask_program(
+        module,
+        128,
+        store.root / "exports" / "coreml" / "multitask_fp16.mlpackage",
+        {
+            "heads": json.dumps([h["name"] for h in config["heads"]]),
+            "encoder": config["model"]["encoder"],
+        },
+    )
     spec = describe(path)
-    return dg.MaterializeResult(metadata={"bytes": _size(path), "spec": dg.MetadataValue.json(spec),
-                                          "path": dg.MetadataValue.path(str(path))})
+    return dg.MaterializeResult(
+        metadata={
+            "bytes": _size(path),
+            "spec": dg.MetadataValue.json(spec),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )

@@ -25,23 +25,34 @@ class BenchmarkConfig(dg.Config):
     runs: int = Field(default=200, description="timed inferences per model and thread count")
     warmup: int = 20
     threads: list[int] = Field(default_factory=lambda: [1, 2])
-    accuracy_samples: int = Field(default=256, description="cap on test examples per accuracy figure")
+    accuracy_samples: int = Field(
+        default=256, description="cap on test examples per accuracy figure"
+    )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[personality_tflite, multitask_tflite], group_name="export", kinds={"json", "markdown"},
-          code_version="1")
-def benchmark_report(context: dg.AssetExecutionContext, config: BenchmarkConfig, store: ArtifactStore):
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[personality_tflite, multitask_tflite],
+    group_name="export",
+    kinds={"json", "markdown"},
+    code_version="1",
+)
+def benchmark_report(
+    context: dg.AssetExecutionContext, config: BenchmarkConfig, store: ArtifactStore
+):
     """Per exported model: size, LiteRT latency (mean/median/p95/p99 at 1 and 2 threads after warm-up),
     peak memory, float-vs-quantized accuracy on the test data, and the DOMAIN.md target table
     with pass/fail. Written as `reports/benchmark_report.json` and `.md`."""
     exports = store.root / "exports"
-    shipped = {name: shipped_path(context, f"{name}_tflite") for name in ("personality", "multitask")}
+    shipped = {
+        name: shipped_path(context, f"{name}_tflite") for name in ("personality", "multitask")
+    }
     floats = {name: exports / name / f"{name}_float.tflite" for name in shipped}
     tokenizer = load_tokenizer(store.root / "multitask_model")
     length = 128
     sample_text = tokenize(tokenizer, ["I can't believe you remembered my birthday!"], length)
     cache = load_cache(store.soft_label_root)
-    embeddings = cache.embeddings[-config.accuracy_samples:].astype(np.float32)
+    embeddings = cache.embeddings[-config.accuracy_samples :].astype(np.float32)
     inputs = {"personality": {"embedding": embeddings[:1]}, "multitask": sample_text}
 
     report: dict = {"models": {}}
@@ -49,53 +60,110 @@ def benchmark_report(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     for name, path in shipped.items():
         runs = [latency(path, inputs[name], t, config.runs, config.warmup) for t in config.threads]
         latencies[name] = runs
-        report["models"][name] = {"file": str(path), "size_mb": path.stat().st_size / 1e6,
-                                  "float_size_mb": floats[name].stat().st_size / 1e6,
-                                  "latency_ms": runs, "peak_memory_mb": peak_memory_mb(path)}
-        context.log.info(f"{name}: median {runs[0]['median']:.2f} ms at {runs[0]['threads']} thread(s)")
-    targets = cache.targets[-config.accuracy_samples:].astype(np.float32)
+        report["models"][name] = {
+            "file": str(path),
+            "size_mb": path.stat().st_size / 1e6,
+            "float_size_mb": floats[name].stat().st_size / 1e6,
+            "latency_ms": runs,
+            "peak_memory_mb": peak_memory_mb(path),
+        }
+        context.log.info(
+            f"{name}: median {runs[0]['median']:.2f} ms at {runs[0]['threads']} thread(s)"
+        )
+    targets = cache.targets[-config.accuracy_samples :].astype(np.float32)
     report["models"]["personality"]["accuracy"] = {
         "float_top5_recall": personality_recall(floats["personality"], embeddings, targets),
-        "quantized_top5_recall": personality_recall(shipped["personality"], embeddings, targets)}
-    test = {k: v[:config.accuracy_samples] for k, v in load_split_examples(store.root / "training_splits")["test"].items()}
+        "quantized_top5_recall": personality_recall(shipped["personality"], embeddings, targets),
+    }
+    test = {
+        k: v[: config.accuracy_samples]
+        for k, v in load_split_examples(store.root / "training_splits")["test"].items()
+    }
     report["models"]["multitask"]["accuracy"] = {
         "float": multitask_accuracy(floats["multitask"], tokenizer, test, length),
-        "quantized": multitask_accuracy(shipped["multitask"], tokenizer, test, length)}
+        "quantized": multitask_accuracy(shipped["multitask"], tokenizer, test, length),
+    }
     mt = report["models"]["multitask"]
-    measured = {"size_mb": mt["size_mb"], "latency_ms": mt["latency_ms"][0]["median"],
-                "memory_mb": mt["peak_memory_mb"], **mt["accuracy"]["quantized"]}
+    measured = {
+        "size_mb": mt["size_mb"],
+        "latency_ms": mt["latency_ms"][0]["median"],
+        "memory_mb": mt["peak_memory_mb"],
+        **mt["accuracy"]["quantized"],
+    }
     rows = target_rows(measured)
-    report["targets"] = [dict(zip(("metric", "measured", "target", "must", "result"), r)) for r in rows]
+    report["targets"] = [
+        dict(zip(("metric", "measured", "target", "must", "result"), r)) for r in rows
+    ]
     markdown = _markdown(report, rows)
     out = store.root / "reports"
     write_json_atomic(out / "benchmark_report.json", report)
     write_bytes_atomic(out / "benchmark_report.md", markdown.encode())
     png = latency_png(latencies)
     write_bytes_atomic(out / "latency.png", png)
-    return dg.MaterializeResult(metadata={
-        "report": dg.MetadataValue.md(markdown), "latency_plot": dg.MetadataValue.md(png_markdown(png, "latency")),
-        "targets_failed": sum(r[4] == "FAIL" for r in rows), "path": dg.MetadataValue.path(str(out))})
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(markdown),
+            "latency_plot": dg.MetadataValue.md(png_markdown(png, "latency")),
+            "targets_failed": sum(r[4] == "FAIL" for r in rows),
+            "path": dg.MetadataValue.path(str(out)),
+        }
+    )
 
 
 def _markdown(report: dict, rows: list[tuple]) -> str:
     models = []
     for name, m in report["models"].items():
         for run in m["latency_ms"]:
-            models.append((name, round(m["size_mb"], 2), round(m["float_size_mb"], 2), run["threads"],
-                           round(run["mean"], 2), round(run["median"], 2), round(run["p95"], 2), round(run["p99"], 2),
-                           round(m["peak_memory_mb"], 1)))
+            models.append(
+                (
+                    name,
+                    round(m["size_mb"], 2),
+                    round(m["float_size_mb"], 2),
+                    run["threads"],
+                    round(run["mean"], 2),
+                    round(run["median"], 2),
+                    round(run["p95"], 2),
+                    round(run["p99"], 2),
+                    round(m["peak_memory_mb"], 1),
+                )
+            )
     accuracy = report["models"]["multitask"]["accuracy"]
     personality = report["models"]["personality"]["accuracy"]
-    acc_rows = [(k, round(accuracy["float"].get(k, float("nan")), 4), round(accuracy["quantized"].get(k, float("nan")), 4))
-                for k in sorted(accuracy["float"])]
-    acc_rows.append(("personality model top-5 recall", round(personality["float_top5_recall"], 4),
-                     round(personality["quantized_top5_recall"], 4)))
-    return "\n\n".join([
-        "### Exported models (LiteRT interpreter, this CPU)",
-        markdown_table(("model", "MB", "float MB", "threads", "mean ms", "median ms", "p95 ms", "p99 ms",
-                        "peak MB"), models),
-        "### Accuracy on the test data: float vs quantized",
-        markdown_table(("metric", "float", "quantized"), acc_rows),
-        "### DOMAIN.md targets (multi-task model as shipped)",
-        markdown_table(("metric", "measured", "target", "must", "result"), rows),
-    ])
+    acc_rows = [
+        (
+            k,
+            round(accuracy["float"].get(k, float("nan")), 4),
+            round(accuracy["quantized"].get(k, float("nan")), 4),
+        )
+        for k in sorted(accuracy["float"])
+    ]
+    acc_rows.append(
+        (
+            "personality model top-5 recall",
+            round(personality["float_top5_recall"], 4),
+            round(personality["quantized_top5_recall"], 4),
+        )
+    )
+    return "\n\n".join(
+        [
+            "### Exported models (LiteRT interpreter, this CPU)",
+            markdown_table(
+                (
+                    "model",
+                    "MB",
+                    "float MB",
+                    "threads",
+                    "mean ms",
+                    "median ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "peak MB",
+                ),
+                models,
+            ),
+            "### Accuracy on the test data: float vs quantized",
+            markdown_table(("metric", "float", "quantized"), acc_rows),
+            "### DOMAIN.md targets (multi-task model as shipped)",
+            markdown_table(("metric", "measured", "target", "must", "result"), rows),
+        ]
+    )

@@ -20,13 +20,17 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 def seed_examples(store: ArtifactStore) -> dg.ObserveResult:
     """Few-shot examples per data type (`data/seed_examples/*.json`); version = content hash."""
     files = sorted(store.seed_examples_dir.glob("*.json"))
-    return dg.ObserveResult(data_version=dg.DataVersion(folder_version(files)), metadata={"files": len(files)})
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(folder_version(files)), metadata={"files": len(files)}
+    )
 
 
 class LLMBatchesConfig(dg.Config):
     """Per-run overrides of the profile; empty fields keep the profile's value."""
 
-    sample_count: int | None = Field(default=None, description="samples to generate (default: the profile's daily target)")
+    sample_count: int | None = Field(
+        default=None, description="samples to generate (default: the profile's daily target)"
+    )
     samples_per_call: int | None = None
     temperature: float | None = None
     model: str | None = None
@@ -124,6 +128,8 @@ def _preview_table(samples: list[dict]) -> str:
     columns = list(samples[0])[:6]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for sample in samples:
-        cells = [str(sample.get(c, "")).replace("|", "\\|").replace("\n", " ")[:80] for c in columns]
+        cells = [
+            str(sample.get(c, "")).replace("|", "\\|").replace("\n", " ")[:80] for c in columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -8,4 +8,6 @@ from unwritten_pipeline.resources.llm import LLMResource
 
 def generation_defs(llm: LLMResource) -> dg.Definitions:
     job = build_generation_job(llm)
-    return dg.Definitions(assets=[seed_examples, llm_batches], jobs=[job], schedules=[build_nightly_schedule(job)])
+    return dg.Definitions(
+        assets=[seed_examples, llm_batches], jobs=[job], schedules=[build_nightly_schedule(job)]
+    )

@@ -18,7 +18,9 @@ def build_nightly_schedule(job) -> dg.ScheduleDefinition:
         """Every night: today's partition for every data type, one run each."""
         date = context.scheduled_execution_time.strftime("%Y-%m-%d")
         return [
-            dg.RunRequest(run_key=f"{date}|{data_type}", partition_key=partition_key(date, data_type))
+            dg.RunRequest(
+                run_key=f"{date}|{data_type}", partition_key=partition_key(date, data_type)
+            )
             for data_type in DATA_TYPES
         ]
 

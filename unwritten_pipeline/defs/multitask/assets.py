@@ -17,12 +17,18 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 class MultiTaskModelConfig(dg.Config):
-    encoder: str = Field(default=DEFAULT_ENCODER, description="packaged name, local folder or Hugging Face id")
+    encoder: str = Field(
+        default=DEFAULT_ENCODER, description="packaged name, local folder or Hugging Face id"
+    )
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    target_modules: list[str] | None = Field(default=None, description="default: the attention query/value projections")
-    full_finetune: bool = Field(default=False, description="train every encoder weight instead of a LoRA adapter")
+    target_modules: list[str] | None = Field(
+        default=None, description="default: the attention query/value projections"
+    )
+    full_finetune: bool = Field(
+        default=False, description="train every encoder weight instead of a LoRA adapter"
+    )
     epochs: int = 3
     batch_size: int = 16
     lr: float = 5e-4
@@ -31,7 +37,13 @@ class MultiTaskModelConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(automation_condition=REBUILD, deps=[training_splits], group_name="multitask", kinds={"pytorch", "safetensors"}, code_version="1")
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[training_splits],
+    group_name="multitask",
+    kinds={"pytorch", "safetensors"},
+    code_version="1",
+)
 def multitask_model(
     context: dg.AssetExecutionContext, config: MultiTaskModelConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
@@ -45,22 +57,36 @@ def multitask_model(
     splits_dir = store.root / "training_splits"
     lineage_path = splits_dir / "lineage.json"
     if not lineage_path.is_file():
-        raise dg.Failure(description=f"{lineage_path} does not exist; materialize training_splits first")
+        raise dg.Failure(
+            description=f"{lineage_path} does not exist; materialize training_splits first"
+        )
     splits_lineage = json.loads(lineage_path.read_text())
-    lineage = {"training_splits_version": splits_lineage["data_version"],
-               "partitions": [p["partition_key"] for p in splits_lineage.get("partitions", [])]}
+    lineage = {
+        "training_splits_version": splits_lineage["data_version"],
+        "partitions": [p["partition_key"] for p in splits_lineage.get("partitions", [])],
+    }
     model_config = MultiTaskConfig(
-        encoder=config.encoder, lora_r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        encoder=config.encoder,
+        lora_r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
         target_modules=tuple(config.target_modules) if config.target_modules else None,
-        max_length=config.max_length, full_finetune=config.full_finetune,
+        max_length=config.max_length,
+        full_finetune=config.full_finetune,
     )
-    train_config = MultiTaskTrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                                        weight_decay=config.weight_decay, max_length=config.max_length,
-                                        seed=config.seed)
+    train_config = MultiTaskTrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        max_length=config.max_length,
+        seed=config.seed,
+    )
     out_dir = store.root / "multitask_model"
     try:
-        run = train_from_splits(splits_dir, out_dir, model_config, train_config, lineage=lineage,
-                                log=context.log.info)
+        run = train_from_splits(
+            splits_dir, out_dir, model_config, train_config, lineage=lineage, log=context.log.info
+        )
     except (SplitsMissingError, EncoderError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     png = curves_png(run.result.history)
@@ -70,11 +96,16 @@ def multitask_model(
     files = {f"{name}_sha256": sha256_file(path) for name, path in run.files.items()}
     return dg.MaterializeResult(
         metadata={
-            "vs_baselines": dg.MetadataValue.md(markdown_table(("head", "metric", "model", "baseline", "n"), rows)),
-            "examples_per_head": dg.MetadataValue.md(markdown_table(("head", "train", "validation", "test"), counts)),
+            "vs_baselines": dg.MetadataValue.md(
+                markdown_table(("head", "metric", "model", "baseline", "n"), rows)
+            ),
+            "examples_per_head": dg.MetadataValue.md(
+                markdown_table(("head", "train", "validation", "test"), counts)
+            ),
             "heads_without_data": dg.MetadataValue.json(run.heads_without_data),
             "test_metrics": dg.MetadataValue.json(run.metrics),
-            "trainable_parameters": run.trainable, "total_parameters": run.total,
+            "trainable_parameters": run.trainable,
+            "total_parameters": run.total,
             "trainable_share": dg.MetadataValue.float(round(run.trainable / run.total, 5)),
             "best_epoch": run.result.best_epoch,
             "best_val_loss": dg.MetadataValue.float(run.result.best_val_loss),
@@ -83,7 +114,8 @@ def multitask_model(
             "training_curves": dg.MetadataValue.md(png_markdown(png, "training curves")),
             "training_splits_version": lineage["training_splits_version"],
             "upstream_partitions": dg.MetadataValue.json(lineage["partitions"]),
-            "encoder": config.encoder, "mode": "full fine-tune" if config.full_finetune else "LoRA",
+            "encoder": config.encoder,
+            "mode": "full fine-tune" if config.full_finetune else "LoRA",
             "path": dg.MetadataValue.path(str(out_dir)),
             "merged_bytes": run.files["merged_weights"].stat().st_size,
             **files,

@@ -37,7 +37,11 @@ def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
         raise dg.Failure(description=str(exc)) from exc
     return dg.ObserveResult(
         data_version=dg.DataVersion(tokens.sha256[:24]),
-        metadata={"tokens": len(tokens), "sha256": tokens.sha256, "path": dg.MetadataValue.path(tokens.path)},
+        metadata={
+            "tokens": len(tokens),
+            "sha256": tokens.sha256,
+            "path": dg.MetadataValue.path(tokens.path),
+        },
     )
 
 
@@ -45,19 +49,32 @@ def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
 def fusechat_source(store: ArtifactStore, fusechat: FuseChatSourceResource) -> dg.ObserveResult:
     """The FuseChat conversations: local files (content hash) or the hub dataset at a revision."""
     source = fusechat.open(store.inputs)
-    return dg.ObserveResult(data_version=dg.DataVersion(source.identity()),
-                            metadata={"identity": source.identity(), "kind": fusechat.kind})
+    return dg.ObserveResult(
+        data_version=dg.DataVersion(source.identity()),
+        metadata={"identity": source.identity(), "kind": fusechat.kind},
+    )
 
 
 class SoftLabelConfig(dg.Config):
     max_samples: int = Field(default=10_000, description="cap on human turns embedded")
-    temperature: float = Field(default=0.07, description="softmax temperature over cosine similarities")
+    temperature: float = Field(
+        default=0.07, description="softmax temperature over cosine similarities"
+    )
 
 
-@dg.asset(automation_condition=REBUILD, deps=[personality_tokens, fusechat_source], group_name=GROUP, kinds={"pytorch", "numpy"}, code_version="1")
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[personality_tokens, fusechat_source],
+    group_name=GROUP,
+    kinds={"pytorch", "numpy"},
+    code_version="1",
+)
 def fusechat_soft_labels(
-    context: dg.AssetExecutionContext, config: SoftLabelConfig, store: ArtifactStore,
-    embeddings: EmbeddingResource, fusechat: FuseChatSourceResource,
+    context: dg.AssetExecutionContext,
+    config: SoftLabelConfig,
+    store: ArtifactStore,
+    embeddings: EmbeddingResource,
+    fusechat: FuseChatSourceResource,
 ) -> dg.MaterializeResult:
     """Soft personality labels for FuseChat human turns: softmax(cos(text, token) / T) over the 325 tokens.
 
@@ -73,17 +90,31 @@ def fusechat_soft_labels(
     except (TokenFileError, SourceError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     encoder = embeddings.open()
-    version = cache_version(tokens.sha256, encoder.identity.as_dict(), source.identity(), config.max_samples,
-                            config.temperature)
+    version = cache_version(
+        tokens.sha256,
+        encoder.identity.as_dict(),
+        source.identity(),
+        config.max_samples,
+        config.temperature,
+    )
     stats = SourceStats()
 
     def build(directory):
         texts = human_turns(source.rows(stats), config.max_samples)
         context.log.info(f"embedding {len(texts)} human turns with {encoder.identity.name}")
         return build_cache(
-            directory, texts=texts, tokens=tokens, encoder=encoder, temperature=config.temperature,
-            metadata={"source": source.identity(), "max_samples": config.max_samples, "data_version": version,
-                      "rows": stats.rows, "malformed_rows": stats.malformed},
+            directory,
+            texts=texts,
+            tokens=tokens,
+            encoder=encoder,
+            temperature=config.temperature,
+            metadata={
+                "source": source.identity(),
+                "max_samples": config.max_samples,
+                "data_version": version,
+                "rows": stats.rows,
+                "malformed_rows": stats.malformed,
+            },
             progress=_progress(context, "embedded"),
         )
 
@@ -96,10 +127,14 @@ def fusechat_soft_labels(
         context.log.info(f"cache {version} already complete at {directory}; reused")
     return dg.MaterializeResult(
         metadata={
-            "samples": metadata["samples"], "embedding_dim": metadata["embedding_dim"],
-            "encoder": metadata["encoder"]["name"], "encoder_revision": metadata["encoder"]["revision"],
-            "source": metadata["source"], "tokens_sha256": metadata["tokens_sha256"],
-            "malformed_rows": metadata["malformed_rows"], "reused": not built,
+            "samples": metadata["samples"],
+            "embedding_dim": metadata["embedding_dim"],
+            "encoder": metadata["encoder"]["name"],
+            "encoder_revision": metadata["encoder"]["revision"],
+            "source": metadata["source"],
+            "tokens_sha256": metadata["tokens_sha256"],
+            "malformed_rows": metadata["malformed_rows"],
+            "reused": not built,
             "path": dg.MetadataValue.path(str(directory)),
             **_file_metadata(directory / "targets.npy", "targets"),
         },
@@ -115,13 +150,20 @@ class PersonalityTrainConfig(dg.Config):
     val_fraction: float = 0.05
     log_every: int = 50
     seed: int = 0
-    encoder_dim: int | None = Field(default=None, description="expected cache embedding size; checked when set")
+    encoder_dim: int | None = Field(
+        default=None, description="expected cache embedding size; checked when set"
+    )
 
 
 # The token list is a direct input too: it names the 325 outputs (and Dagster's
 # staleness is not transitive, so an edited token must reach the model directly).
-@dg.asset(automation_condition=REBUILD, deps=[fusechat_soft_labels, personality_tokens], group_name=GROUP, kinds={"pytorch", "safetensors"},
-          code_version="1")
+@dg.asset(
+    automation_condition=REBUILD,
+    deps=[fusechat_soft_labels, personality_tokens],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version="1",
+)
 def personality_model(
     context: dg.AssetExecutionContext, config: PersonalityTrainConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
@@ -137,22 +179,44 @@ def personality_model(
         raise dg.Failure(description=str(exc)) from exc
     dim = cache.metadata["embedding_dim"]
     if config.encoder_dim is not None and config.encoder_dim != dim:
-        raise dg.Failure(description=(
-            f"encoder_dim={config.encoder_dim} (personality_model config) disagrees with the cache: "
-            f"{store.soft_label_root / 'current.json'} points at {dim}-d embeddings from "
-            f"{cache.metadata['encoder']['name']}"
-        ))
-    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                               weight_decay=config.weight_decay, val_fraction=config.val_fraction,
-                               log_every=config.log_every, seed=config.seed)
-    run_key = hashlib.sha256(json.dumps([cache.metadata["data_version"], config.model_dump()]).encode()).hexdigest()[:16]
+        raise dg.Failure(
+            description=(
+                f"encoder_dim={config.encoder_dim} (personality_model config) disagrees with the cache: "
+                f"{store.soft_label_root / 'current.json'} points at {dim}-d embeddings from "
+                f"{cache.metadata['encoder']['name']}"
+            )
+        )
+    train_config = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        val_fraction=config.val_fraction,
+        log_every=config.log_every,
+        seed=config.seed,
+    )
+    run_key = hashlib.sha256(
+        json.dumps([cache.metadata["data_version"], config.model_dump()]).encode()
+    ).hexdigest()[:16]
     out_dir = store.root / "personality_model"
     torch_seed(config.seed)
-    model = PersonalityModel(PersonalityConfig(encoder_dim=dim, num_tokens=len(cache.metadata["tokens"])))
-    result = train(model, cache.embeddings, cache.targets, train_config, out_dir / "checkpoints" / run_key,
-                   log=context.log.info)
-    lineage = {"tokens_sha256": cache.metadata["tokens_sha256"], "soft_labels_version": cache.metadata["data_version"],
-               "encoder": cache.metadata["encoder"], "source": cache.metadata["source"]}
+    model = PersonalityModel(
+        PersonalityConfig(encoder_dim=dim, num_tokens=len(cache.metadata["tokens"]))
+    )
+    result = train(
+        model,
+        cache.embeddings,
+        cache.targets,
+        train_config,
+        out_dir / "checkpoints" / run_key,
+        log=context.log.info,
+    )
+    lineage = {
+        "tokens_sha256": cache.metadata["tokens_sha256"],
+        "soft_labels_version": cache.metadata["data_version"],
+        "encoder": cache.metadata["encoder"],
+        "source": cache.metadata["source"],
+    }
     weights = save_deployment(out_dir, model, lineage=lineage, tokens=cache.metadata["tokens"])
     write_json_atomic(out_dir / "training_history.json", result.history)
     png = loss_curve_png(result.history)
@@ -164,11 +228,16 @@ def personality_model(
             "val_loss": dg.MetadataValue.float(final["val_loss"]),
             "train_loss": dg.MetadataValue.float(final["train_loss"]),
             "top5_recall": dg.MetadataValue.float(final["val_top5_recall"]),
-            "parameters_total": counts["total"], "parameters_trainable": counts["trainable"],
-            "parameters_head": counts["head"], "parameters_projector": counts["projector"],
-            "epochs": len(result.history["epochs"]), "train_samples_per_s": dg.MetadataValue.float(result.samples_per_s),
+            "parameters_total": counts["total"],
+            "parameters_trainable": counts["trainable"],
+            "parameters_head": counts["head"],
+            "parameters_projector": counts["projector"],
+            "epochs": len(result.history["epochs"]),
+            "train_samples_per_s": dg.MetadataValue.float(result.samples_per_s),
             "resumed_from": str(result.resumed_from) if result.resumed_from else "",
-            "checkpoints": dg.MetadataValue.json([str(p) for p in sorted((out_dir / "checkpoints" / run_key).glob("*.pt"))]),
+            "checkpoints": dg.MetadataValue.json(
+                [str(p) for p in sorted((out_dir / "checkpoints" / run_key).glob("*.pt"))]
+            ),
             "loss_curve": dg.MetadataValue.md(png_markdown(png, "loss curve")),
             **lineage_metadata(lineage),
             **_file_metadata(weights, "weights"),
@@ -185,13 +254,20 @@ def torch_seed(seed: int) -> None:
 
 
 def lineage_metadata(lineage: dict) -> dict:
-    return {"tokens_sha256": lineage["tokens_sha256"], "soft_labels_version": lineage["soft_labels_version"],
-            "encoder": lineage["encoder"]["name"], "fusechat_source": lineage["source"]}
+    return {
+        "tokens_sha256": lineage["tokens_sha256"],
+        "soft_labels_version": lineage["soft_labels_version"],
+        "encoder": lineage["encoder"]["name"],
+        "fusechat_source": lineage["source"],
+    }
 
 
 def _file_metadata(path, prefix: str) -> dict:
-    return {f"{prefix}_path": dg.MetadataValue.path(str(path)), f"{prefix}_bytes": path.stat().st_size,
-            f"{prefix}_sha256": sha256_file(path)}
+    return {
+        f"{prefix}_path": dg.MetadataValue.path(str(path)),
+        f"{prefix}_bytes": path.stat().st_size,
+        f"{prefix}_sha256": sha256_file(path),
+    }
 
 
 def _progress(context: dg.AssetExecutionContext, verb: str):

@@ -8,17 +8,20 @@ from unwritten_pipeline.defs.personality.assets import (
 )
 
 personality_job = dg.define_asset_job(
-    "personality_job", selection=[fusechat_soft_labels, personality_model],
+    "personality_job",
+    selection=[fusechat_soft_labels, personality_model],
     description="Build the FuseChat soft-label cache and pretrain the PersonalityModel.",
 )
 
 observe_personality_inputs = dg.define_asset_job(
-    "observe_personality_inputs", selection=[personality_tokens, fusechat_source],
+    "observe_personality_inputs",
+    selection=[personality_tokens, fusechat_source],
     description="Record the current versions of the token list and the FuseChat source.",
 )
 
 
 def personality_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[personality_tokens, fusechat_source, fusechat_soft_labels, personality_model], jobs=[personality_job, observe_personality_inputs]
+        assets=[personality_tokens, fusechat_source, fusechat_soft_labels, personality_model],
+        jobs=[personality_job, observe_personality_inputs],
     )

@@ -62,7 +62,9 @@ _SCHEMA_CODES = {
 
 def check_schema(data_type: str, sample: Any) -> list[Violation]:
     if not isinstance(sample, dict):
-        return [Violation("schema.not_an_object", f"sample is a {type(sample).__name__}, not an object")]
+        return [
+            Violation("schema.not_an_object", f"sample is a {type(sample).__name__}, not an object")
+        ]
     try:
         sample_model(data_type).model_validate(sample)
     except ValidationError as exc:
@@ -78,7 +80,9 @@ def check_schema(data_type: str, sample: Any) -> list[Violation]:
 # ---- per-type rules -----------------------------------------------------------------
 
 
-def check_text_lengths(data_type: str, sample: dict[str, Any], rules: ValidationRules) -> list[Violation]:
+def check_text_lengths(
+    data_type: str, sample: dict[str, Any], rules: ValidationRules
+) -> list[Violation]:
     out = []
     for name, minimum in rules.min_words.get(data_type, {}).items():
         words = len(str(sample.get(name, "")).split())
@@ -87,7 +91,9 @@ def check_text_lengths(data_type: str, sample: dict[str, Any], rules: Validation
     return out
 
 
-def check_quality(data_type: str, sample: dict[str, Any], rules: ValidationRules) -> list[Violation]:
+def check_quality(
+    data_type: str, sample: dict[str, Any], rules: ValidationRules
+) -> list[Violation]:
     threshold = rules.min_quality.get(data_type)
     quality = sample.get(QUALITY_FIELD)
     if threshold is None or quality is None or quality >= threshold:
@@ -113,7 +119,9 @@ _FULL_SUPPORT = re.compile(
     r"no (limitation|limit)s?|without (any )?limit\w*|undivided)\b",
     re.IGNORECASE,
 )
-_NEGATED_FULL_SUPPORT = re.compile(r"\b(not|n't|cannot|can't|unable to)\b[^.]{0,30}\bfull", re.IGNORECASE)
+_NEGATED_FULL_SUPPORT = re.compile(
+    r"\b(not|n't|cannot|can't|unable to)\b[^.]{0,30}\bfull", re.IGNORECASE
+)
 
 
 def check_capacity(sample: dict[str, Any], rules: ValidationRules) -> list[Violation]:
@@ -123,21 +131,27 @@ def check_capacity(sample: dict[str, Any], rules: ValidationRules) -> list[Viola
     expected = effective_capacity(sample["base_capacity"], impacts)
     stated = sample["effective_capacity"]
     if abs(stated - expected) > rules.capacity_tolerance:
-        out.append(Violation(
-            "capacity.effective_mismatch",
-            f"effective_capacity {stated} but base {sample['base_capacity']} + impacts {sum(impacts):+g} "
-            f"clipped to [0,10] = {expected:g} (tolerance {rules.capacity_tolerance})",
-        ))
+        out.append(
+            Violation(
+                "capacity.effective_mismatch",
+                f"effective_capacity {stated} but base {sample['base_capacity']} + impacts {sum(impacts):+g} "
+                f"clipped to [0,10] = {expected:g} (tolerance {rules.capacity_tolerance})",
+            )
+        )
     needed, ceiling = sample["support_level_needed"], expected + 2
     if needed > ceiling:
         reasoning = sample.get("demonstrates_constraint", "")
-        claims_full = bool(_FULL_SUPPORT.search(reasoning)) and not _NEGATED_FULL_SUPPORT.search(reasoning)
+        claims_full = bool(_FULL_SUPPORT.search(reasoning)) and not _NEGATED_FULL_SUPPORT.search(
+            reasoning
+        )
         if claims_full or not _LIMITATION.search(reasoning):
-            out.append(Violation(
-                "capacity.x_plus_2",
-                f"support_level_needed {needed} > effective capacity {expected:g} + 2, but "
-                "demonstrates_constraint shows no authentic limitation",
-            ))
+            out.append(
+                Violation(
+                    "capacity.x_plus_2",
+                    f"support_level_needed {needed} > effective capacity {expected:g} + 2, but "
+                    "demonstrates_constraint shows no authentic limitation",
+                )
+            )
     return out
 
 
@@ -158,23 +172,30 @@ def allowed_irony_responses(capacity: float) -> set[str]:
 def check_irony(sample: dict[str, Any], rules: ValidationRules) -> list[Violation]:
     out = []
     if sample["knowledge_gap_score"] < IRONY_GAP_THRESHOLD:
-        out.append(Violation(
-            "irony.gap_below_threshold",
-            f"knowledge_gap_score {sample['knowledge_gap_score']} < {IRONY_GAP_THRESHOLD}: no dramatic irony",
-        ))
+        out.append(
+            Violation(
+                "irony.gap_below_threshold",
+                f"knowledge_gap_score {sample['knowledge_gap_score']} < {IRONY_GAP_THRESHOLD}: no dramatic irony",
+            )
+        )
     capacity, response = sample["character_capacity"], sample["response_type"]
     allowed = allowed_irony_responses(capacity)
     if response not in allowed:
-        out.append(Violation(
-            "capacity.irony_response_type",
-            f"response_type {response} at capacity {capacity}; expected {' or '.join(sorted(allowed))}",
-        ))
+        out.append(
+            Violation(
+                "capacity.irony_response_type",
+                f"response_type {response} at capacity {capacity}; expected {' or '.join(sorted(allowed))}",
+            )
+        )
     low, high = IRONY_IMPACT_BANDS[response]
     impact = sample["relationship_impact"]
     if not low - rules.band_tolerance <= impact <= high + rules.band_tolerance:
-        out.append(Violation(
-            "irony.impact_out_of_band", f"relationship_impact {impact:+g} outside {response} band [{low:+g}, {high:+g}]"
-        ))
+        out.append(
+            Violation(
+                "irony.impact_out_of_band",
+                f"relationship_impact {impact:+g} outside {response} band [{low:+g}, {high:+g}]",
+            )
+        )
     return out
 
 
@@ -191,10 +212,12 @@ def check_tension(sample: dict[str, Any], rules: ValidationRules) -> list[Violat
     weeks = sample["payoff_timeline_weeks"]
     if band is None or band[0] <= weeks <= band[1]:
         return []
-    return [Violation(
-        "tension.payoff_timeline",
-        f"{sample['tension_type']} pays off in {band[0]:g}-{band[1]:g} weeks, sample says {weeks:g}",
-    )]
+    return [
+        Violation(
+            "tension.payoff_timeline",
+            f"{sample['tension_type']} pays off in {band[0]:g}-{band[1]:g} weeks, sample says {weeks:g}",
+        )
+    ]
 
 
 RESONANCE_WEIGHTS = {
@@ -211,9 +234,12 @@ def check_resonance(sample: dict[str, Any], rules: ValidationRules) -> list[Viol
     weight = sample["resonance_weight"]
     if abs(weight - expected) <= rules.band_tolerance:
         return []
-    return [Violation(
-        "resonance.weight_mismatch", f"{sample['resonance_type']} has weight {expected}, sample says {weight}"
-    )]
+    return [
+        Violation(
+            "resonance.weight_mismatch",
+            f"{sample['resonance_type']} has weight {expected}, sample says {weight}",
+        )
+    ]
 
 
 _TYPE_RULES = {

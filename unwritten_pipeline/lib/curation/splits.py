@@ -22,7 +22,17 @@ from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
-COLUMNS = ("id", "data_type", "date", "split", "text", "quality", "sample_json", "source_file", "batch_number")
+COLUMNS = (
+    "id",
+    "data_type",
+    "date",
+    "split",
+    "text",
+    "quality",
+    "sample_json",
+    "source_file",
+    "batch_number",
+)
 
 
 def split_of(normalized_hash: str, ratios: tuple[float, float, float]) -> str:
@@ -72,10 +82,15 @@ def collect_partitions(data_root: Path) -> list[PartitionInput]:
             summary_path = day_dir / SUMMARY_FILE
             if summary_path.is_file():
                 summary = json.loads(summary_path.read_text())
-                partitions.append(PartitionInput(
-                    data_type, day_dir.name, summary["data_version"], summary["accepted"],
-                    summary.get("generators", []),
-                ))
+                partitions.append(
+                    PartitionInput(
+                        data_type,
+                        day_dir.name,
+                        summary["data_version"],
+                        summary["accepted"],
+                        summary.get("generators", []),
+                    )
+                )
     return partitions
 
 
@@ -98,12 +113,19 @@ def build_splits(
                 result.below_min_quality += 1
                 continue
             split = split_of(meta["normalized_hash"], ratios)
-            result.rows.append({
-                "id": meta["exact_hash"][:20], "data_type": part.data_type, "date": part.date, "split": split,
-                "text": primary_text(part.data_type, sample), "quality": quality,
-                "sample_json": json.dumps(sample, ensure_ascii=False, sort_keys=True),
-                "source_file": meta["source_file"], "batch_number": meta["batch_number"],
-            })
+            result.rows.append(
+                {
+                    "id": meta["exact_hash"][:20],
+                    "data_type": part.data_type,
+                    "date": part.date,
+                    "split": split,
+                    "text": primary_text(part.data_type, sample),
+                    "quality": quality,
+                    "sample_json": json.dumps(sample, ensure_ascii=False, sort_keys=True),
+                    "source_file": meta["source_file"],
+                    "batch_number": meta["batch_number"],
+                }
+            )
             result.counts[(split, part.data_type)] += 1
     return result
 
@@ -131,15 +153,21 @@ def write_splits(out_dir: Path, result: SplitsResult, lineage: dict[str, Any]) -
     write_bytes_atomic(out_dir / "combined.jsonl", _jsonl(exported))
     for data_type in DATA_TYPES:
         write_bytes_atomic(
-            out_dir / "by_type" / f"{data_type}.jsonl", _jsonl(r for r in exported if r["data_type"] == data_type)
+            out_dir / "by_type" / f"{data_type}.jsonl",
+            _jsonl(r for r in exported if r["data_type"] == data_type),
         )
     write_json_atomic(out_dir / "lineage.json", {"data_version": version, **lineage})
     return version
 
 
 def _export_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {"data_type": row["data_type"], "date": row["date"], "split": row["split"],
-            "master_truths_version": MASTER_TRUTHS_VERSION, **json.loads(row["sample_json"])}
+    return {
+        "data_type": row["data_type"],
+        "date": row["date"],
+        "split": row["split"],
+        "master_truths_version": MASTER_TRUTHS_VERSION,
+        **json.loads(row["sample_json"]),
+    }
 
 
 def _jsonl(rows) -> bytes:
@@ -150,4 +178,6 @@ def load_dataset_dict(splits_dir: Path):
     """The splits as a Hugging Face DatasetDict (train / validation / test)."""
     from datasets import Dataset, DatasetDict
 
-    return DatasetDict({split: Dataset.from_parquet(str(splits_dir / f"{split}.parquet")) for split in SPLITS})
+    return DatasetDict(
+        {split: Dataset.from_parquet(str(splits_dir / f"{split}.parquet")) for split in SPLITS}
+    )

@@ -46,8 +46,11 @@ class Record:
 
     def to_json(self, data_type: str, date: str) -> dict[str, Any]:
         meta: dict[str, Any] = {
-            "data_type": data_type, "date": date, "source_file": self.source_file,
-            "batch_number": self.batch_number, "index": self.index,
+            "data_type": data_type,
+            "date": date,
+            "source_file": self.source_file,
+            "batch_number": self.batch_number,
+            "index": self.index,
         }
         if isinstance(self.sample, dict):
             meta["exact_hash"] = exact_hash(self.sample)
@@ -90,8 +93,11 @@ class PartitionValidation:
         return flagged / self.total if self.total else 0.0
 
     def qualities(self) -> list[float]:
-        return [r.sample[QUALITY_FIELD] for r in self.accepted + self.rejected
-                if isinstance(r.sample, dict) and isinstance(r.sample.get(QUALITY_FIELD), (int, float))]
+        return [
+            r.sample[QUALITY_FIELD]
+            for r in self.accepted + self.rejected
+            if isinstance(r.sample, dict) and isinstance(r.sample.get(QUALITY_FIELD), (int, float))
+        ]
 
 
 def validate_partition(
@@ -133,17 +139,27 @@ def _note_generator(result: PartitionValidation, generator: Any) -> None:
 def _file_reasons(payload: dict[str, Any], data_type: str, path: Path) -> list[Violation]:
     version = payload.get("master_truths_version")
     if version != MASTER_TRUTHS_VERSION:
-        return [Violation(
-            "batch.version_mismatch",
-            f"{path.name} is master_truths_version {version!r}, this pipeline curates {MASTER_TRUTHS_VERSION}; "
-            "versions are never mixed",
-        )]
+        return [
+            Violation(
+                "batch.version_mismatch",
+                f"{path.name} is master_truths_version {version!r}, this pipeline curates {MASTER_TRUTHS_VERSION}; "
+                "versions are never mixed",
+            )
+        ]
     if payload.get("data_type") not in DATA_TYPES:
-        return [Violation("batch.unknown_data_type", f"{path.name}: unknown data_type {payload.get('data_type')!r}")]
+        return [
+            Violation(
+                "batch.unknown_data_type",
+                f"{path.name}: unknown data_type {payload.get('data_type')!r}",
+            )
+        ]
     if payload["data_type"] != data_type:
-        return [Violation(
-            "batch.data_type_mismatch", f"{path.name} holds {payload['data_type']}, partition is {data_type}"
-        )]
+        return [
+            Violation(
+                "batch.data_type_mismatch",
+                f"{path.name} holds {payload['data_type']}, partition is {data_type}",
+            )
+        ]
     return []
 
 
@@ -155,47 +171,70 @@ def _reject_duplicates(
     for record in candidates:
         exact, normalized = exact_hash(record.sample), normalized_hash(data_type, record.sample)
         if normalized in earlier:
-            record.reasons = [Violation("duplicate.earlier_partition", "same content was accepted on an earlier date")]
+            record.reasons = [
+                Violation(
+                    "duplicate.earlier_partition", "same content was accepted on an earlier date"
+                )
+            ]
         elif exact in seen_exact:
-            record.reasons = [Violation("duplicate.exact", "identical to an earlier sample of this partition")]
+            record.reasons = [
+                Violation("duplicate.exact", "identical to an earlier sample of this partition")
+            ]
         elif normalized in seen_normalized:
-            record.reasons = [Violation(
-                "duplicate.normalized", "same text (case, punctuation, spacing aside) as an earlier sample"
-            )]
+            record.reasons = [
+                Violation(
+                    "duplicate.normalized",
+                    "same text (case, punctuation, spacing aside) as an earlier sample",
+                )
+            ]
         seen_exact.add(exact)
         seen_normalized.add(normalized)
         (result.rejected if record.reasons else result.accepted).append(record)
 
 
-def write_validation(out_dir: Path, result: PartitionValidation, extra_summary: dict[str, Any]) -> str:
+def write_validation(
+    out_dir: Path, result: PartitionValidation, extra_summary: dict[str, Any]
+) -> str:
     """Write accepted/rejected JSONL and summary.json atomically; return the content version."""
     accepted = _jsonl(r.to_json(result.data_type, result.date) for r in result.accepted)
     rejected = _jsonl(r.to_json(result.data_type, result.date) for r in result.rejected)
     version = hashlib.sha256(accepted + b"\0" + rejected).hexdigest()[:24]
     write_bytes_atomic(out_dir / ACCEPTED_FILE, accepted)
     write_bytes_atomic(out_dir / REJECTED_FILE, rejected)
-    write_json_atomic(out_dir / SUMMARY_FILE, {
-        "data_type": result.data_type, "date": result.date, "data_version": version,
-        "accepted": len(result.accepted), "rejected": len(result.rejected),
-        "pass_rate": round(result.pass_rate, 4),
-        "capacity_violation_rate": round(result.capacity_violation_rate(), 4),
-        "rejects_by_reason": dict(result.reasons().most_common()),
-        "violations_by_rule": dict(result.violations().most_common()),
-        "batch_files": result.batch_files, "file_errors": result.file_errors, "refused_files": result.refused_files,
-        "generators": result.generators,
-        **extra_summary,
-    })
+    write_json_atomic(
+        out_dir / SUMMARY_FILE,
+        {
+            "data_type": result.data_type,
+            "date": result.date,
+            "data_version": version,
+            "accepted": len(result.accepted),
+            "rejected": len(result.rejected),
+            "pass_rate": round(result.pass_rate, 4),
+            "capacity_violation_rate": round(result.capacity_violation_rate(), 4),
+            "rejects_by_reason": dict(result.reasons().most_common()),
+            "violations_by_rule": dict(result.violations().most_common()),
+            "batch_files": result.batch_files,
+            "file_errors": result.file_errors,
+            "refused_files": result.refused_files,
+            "generators": result.generators,
+            **extra_summary,
+        },
+    )
     return version
 
 
 def _jsonl(rows) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows).encode()
+    return "".join(
+        json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows
+    ).encode()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def earlier_accepted_hashes(data_root: Path, data_type: str, date: str) -> set[str]:
@@ -204,6 +243,7 @@ def earlier_accepted_hashes(data_root: Path, data_type: str, date: str) -> set[s
     type_dir = data_root / "validated" / data_type
     for day_dir in sorted(type_dir.iterdir()) if type_dir.is_dir() else []:
         if day_dir.name < date:
-            hashes.update(row["meta"]["normalized_hash"] for row in read_jsonl(day_dir / ACCEPTED_FILE))
+            hashes.update(
+                row["meta"]["normalized_hash"] for row in read_jsonl(day_dir / ACCEPTED_FILE)
+            )
     return hashes
-

@@ -23,7 +23,9 @@ TARGETS = {
 }
 
 
-def latency(path: Path, inputs: dict[str, np.ndarray], threads: int, runs: int = 200, warmup: int = 20) -> dict:
+def latency(
+    path: Path, inputs: dict[str, np.ndarray], threads: int, runs: int = 200, warmup: int = 20
+) -> dict:
     """Milliseconds per single-example inference: mean, median, p95, p99 after warm-up."""
     runner = TFLiteRunner(path, threads=threads)
     for _ in range(warmup):
@@ -34,8 +36,14 @@ def latency(path: Path, inputs: dict[str, np.ndarray], threads: int, runs: int =
         runner(**inputs)
         times.append(1000 * (time.perf_counter() - started))
     values = np.array(times)
-    return {"threads": threads, "runs": runs, "mean": float(values.mean()), "median": float(np.median(values)),
-            "p95": float(np.percentile(values, 95)), "p99": float(np.percentile(values, 99))}
+    return {
+        "threads": threads,
+        "runs": runs,
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(values, 95)),
+        "p99": float(np.percentile(values, 99)),
+    }
 
 
 _MEMORY_PROBE = """
@@ -60,8 +68,9 @@ print(json.dumps({"peak_mb": status("VmHWM:") - before}))
 
 def peak_memory_mb(path: Path) -> float:
     """Peak resident memory that loading the model and running it adds, in a fresh process (Linux)."""
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
@@ -86,13 +95,19 @@ def multitask_accuracy(path: Path, tokenizer, test: dict, max_length: int) -> di
 
     runner, result = TFLiteRunner(path), {}
     if test.get("sentiment"):
-        outputs = run_multitask(runner, tokenize(tokenizer, [e.text for e in test["sentiment"]], max_length))
+        outputs = run_multitask(
+            runner, tokenize(tokenizer, [e.text for e in test["sentiment"]], max_length)
+        )
         truth = np.array([e.target for e in test["sentiment"]])
         result["sentiment_accuracy"] = float((outputs["sentiment"].argmax(1) == truth).mean())
     if test.get("personality"):
-        outputs = run_multitask(runner, tokenize(tokenizer, [e.text for e in test["personality"]], max_length))
+        outputs = run_multitask(
+            runner, tokenize(tokenizer, [e.text for e in test["personality"]], max_length)
+        )
         truth = np.array([e.target for e in test["personality"]])
-        result["personality_accuracy"] = float((np.abs(outputs["personality"] - truth) < TRAIT_TOLERANCE).mean())
+        result["personality_accuracy"] = float(
+            (np.abs(outputs["personality"] - truth) < TRAIT_TOLERANCE).mean()
+        )
         result["personality_mae"] = float(np.abs(outputs["personality"] - truth).mean())
     return result
 
@@ -104,7 +119,9 @@ def personality_recall(path: Path, embeddings: np.ndarray, targets: np.ndarray) 
     from unwritten_pipeline.lib.personality.model import top_k_recall
 
     runner = TFLiteRunner(path)
-    logits = np.concatenate([runner(embedding=embeddings[i:i + 1])["logits"] for i in range(len(embeddings))])
+    logits = np.concatenate(
+        [runner(embedding=embeddings[i : i + 1])["logits"] for i in range(len(embeddings))]
+    )
     return top_k_recall(torch.from_numpy(logits), torch.from_numpy(targets))
 
 

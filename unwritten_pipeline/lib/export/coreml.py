@@ -45,11 +45,19 @@ def _convert(module: nn.Module, example: tuple, inputs: list, outputs: list, tar
     torch.backends.mha.set_fastpath_enabled(False)  # the fused MHA kernel does not trace
     with torch.no_grad():
         traced = torch.jit.trace(module.eval(), example)
-    return ct.convert(traced, inputs=inputs, outputs=outputs, convert_to="mlprogram",
-                      minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16)
+    return ct.convert(
+        traced,
+        inputs=inputs,
+        outputs=outputs,
+        convert_to="mlprogram",
+        minimum_deployment_target=target,
+        compute_precision=ct.precision.FLOAT16,
+    )
 
 
-def personality_backbone(model: nn.Module, input_dim: int, out_dir: Path, metadata: dict[str, str]) -> dict[str, Path]:
+def personality_backbone(
+    model: nn.Module, input_dim: int, out_dir: Path, metadata: dict[str, str]
+) -> dict[str, Path]:
     """fp16 and 4-bit palettized ML Programs of the frozen backbone (embedding → 512 features)."""
     import coremltools as ct
     from coremltools.optimize.coreml import (
@@ -58,20 +66,34 @@ def personality_backbone(model: nn.Module, input_dim: int, out_dir: Path, metada
         palettize_weights,
     )
 
-    mlmodel = _convert(_Backbone(model), (torch.zeros(1, input_dim),),
-                       [ct.TensorType(name="embedding", shape=(1, input_dim))],
-                       [ct.TensorType(name="features")], ct.target.iOS17)
+    mlmodel = _convert(
+        _Backbone(model),
+        (torch.zeros(1, input_dim),),
+        [ct.TensorType(name="embedding", shape=(1, input_dim))],
+        [ct.TensorType(name="features")],
+        ct.target.iOS17,
+    )
     mlmodel.short_description = "Unwritten PersonalityModel backbone (frozen on device)"
     mlmodel.user_defined_metadata.update(metadata)
     fp16 = _save_package(mlmodel, out_dir / "personality_backbone_fp16.mlpackage")
-    palettized = palettize_weights(mlmodel, OptimizationConfig(global_config=OpPalettizerConfig(mode="kmeans", nbits=4)))
+    palettized = palettize_weights(
+        mlmodel, OptimizationConfig(global_config=OpPalettizerConfig(mode="kmeans", nbits=4))
+    )
     palettized.user_defined_metadata.update(metadata)
     four_bit = _save_package(palettized, out_dir / "personality_backbone_4bit.mlpackage")
     return {"fp16": fp16, "4bit": four_bit}
 
 
-def updatable_head(model: nn.Module, out_path: Path, *, optimizer: str = "adam", lr: float = 1e-3,
-                   epochs: int = 10, batch: int = 8, labels: list[str] | None = None) -> Path:
+def updatable_head(
+    model: nn.Module,
+    out_path: Path,
+    *,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    epochs: int = 10,
+    batch: int = 8,
+    labels: list[str] | None = None,
+) -> Path:
     """512 features → 325 sigmoid probabilities, updatable on device (MSE loss)."""
     import coremltools as ct
     from coremltools.models import datatypes
@@ -80,13 +102,26 @@ def updatable_head(model: nn.Module, out_path: Path, *, optimizer: str = "adam",
     weight = model.token_projection.weight.detach().numpy().astype(np.float32)
     bias = model.token_bias.detach().numpy().astype(np.float32)
     hidden, tokens = weight.shape[1], weight.shape[0]
-    builder = NeuralNetworkBuilder([("features", datatypes.Array(hidden))],
-                                   [("probabilities", datatypes.Array(tokens))], disable_rank5_shape_mapping=True)
-    builder.add_inner_product("token_head", W=weight, b=bias, input_channels=hidden, output_channels=tokens,
-                              has_bias=True, input_name="features", output_name="logits")
+    builder = NeuralNetworkBuilder(
+        [("features", datatypes.Array(hidden))],
+        [("probabilities", datatypes.Array(tokens))],
+        disable_rank5_shape_mapping=True,
+    )
+    builder.add_inner_product(
+        "token_head",
+        W=weight,
+        b=bias,
+        input_channels=hidden,
+        output_channels=tokens,
+        has_bias=True,
+        input_name="features",
+        output_name="logits",
+    )
     builder.add_activation("sigmoid", "SIGMOID", "logits", "probabilities")
     builder.make_updatable(["token_head"])
-    builder.set_mean_squared_error_loss(name="mse", input_feature=("probabilities", datatypes.Array(tokens)))
+    builder.set_mean_squared_error_loss(
+        name="mse", input_feature=("probabilities", datatypes.Array(tokens))
+    )
     if optimizer == "adam":
         builder.set_adam_optimizer(AdamParams(lr=lr, batch=batch))
     elif optimizer == "sgd":
@@ -121,14 +156,25 @@ class _MultiTaskTuple(nn.Module):
         return tuple(activate(h.name, self.module.heads[h.name](pooled)) for h in HEADS)
 
 
-def multitask_program(module: nn.Module, max_length: int, out_path: Path, metadata: dict[str, str]) -> Path:
+def multitask_program(
+    module: nn.Module, max_length: int, out_path: Path, metadata: dict[str, str]
+) -> Path:
     import coremltools as ct
 
-    example = (torch.zeros(1, max_length, dtype=torch.int32), torch.ones(1, max_length, dtype=torch.int32))
-    mlmodel = _convert(_MultiTaskTuple(module), example,
-                       [ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
-                        ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32)],
-                       [ct.TensorType(name=h.name) for h in HEADS], ct.target.iOS17)
+    example = (
+        torch.zeros(1, max_length, dtype=torch.int32),
+        torch.ones(1, max_length, dtype=torch.int32),
+    )
+    mlmodel = _convert(
+        _MultiTaskTuple(module),
+        example,
+        [
+            ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
+            ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
+        ],
+        [ct.TensorType(name=h.name) for h in HEADS],
+        ct.target.iOS17,
+    )
     mlmodel.short_description = "Unwritten multi-task model (8 heads)"
     mlmodel.user_defined_metadata.update(metadata)
     return _save_package(mlmodel, out_path)
@@ -142,13 +188,18 @@ def describe(path: Path) -> dict:
         raise FileNotFoundError(f"{path}: Core ML package is missing")
     spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     feature = lambda f: {"name": f.name, "type": f.type.WhichOneof("Type")}
-    info = {"inputs": [feature(f) for f in spec.description.input],
-            "outputs": [feature(f) for f in spec.description.output],
-            "metadata": dict(spec.description.metadata.userDefined),
-            "specification_version": spec.specificationVersion, "is_updatable": spec.isUpdatable,
-            "type": spec.WhichOneof("Type")}
+    info = {
+        "inputs": [feature(f) for f in spec.description.input],
+        "outputs": [feature(f) for f in spec.description.output],
+        "metadata": dict(spec.description.metadata.userDefined),
+        "specification_version": spec.specificationVersion,
+        "is_updatable": spec.isUpdatable,
+        "type": spec.WhichOneof("Type"),
+    }
     if spec.WhichOneof("Type") == "neuralNetwork":
-        info["updatable_layers"] = [layer.name for layer in spec.neuralNetwork.layers if layer.isUpdatable]
+        info["updatable_layers"] = [
+            layer.name for layer in spec.neuralNetwork.layers if layer.isUpdatable
+        ]
         info["training_inputs"] = [f.name for f in spec.description.trainingInput]
     return info
 
@@ -161,7 +212,11 @@ def package_weights(path: Path) -> dict[str, np.ndarray]:
     program = decompress_weights(ct.models.MLModel(str(path), skip_model_load=True))._mil_program
     weights = {}
     for op in program.functions["main"].operations:
-        if op.op_type == "const" and op.outputs[0].val is not None and np.ndim(op.outputs[0].val) >= 1:
+        if (
+            op.op_type == "const"
+            and op.outputs[0].val is not None
+            and np.ndim(op.outputs[0].val) >= 1
+        ):
             name = op.name.removesuffix("_palettized").removesuffix("_to_fp16")
             weights[name] = np.asarray(op.outputs[0].val, dtype=np.float32)
     return weights
@@ -183,4 +238,8 @@ def backbone_weight_parity(model: nn.Module, package: Path, embeddings: np.ndarr
         x = torch.from_numpy(embeddings)
         original, decoded = model.eval().backbone(x), clone.backbone(x)
     cos = nn.functional.cosine_similarity(original, decoded, dim=-1)
-    return {"weights_replaced": replaced, "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
+    return {
+        "weights_replaced": replaced,
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+    }

@@ -36,14 +36,23 @@ def next_version(root: Path, interface: dict[str, Any]) -> str:
         return "1.0.0"
     major, minor, patch = versions[-1]
     previous = latest_release(root)
-    old_interface = json.loads((previous / "manifest.json").read_text()).get("interface") if previous else None
+    old_interface = (
+        json.loads((previous / "manifest.json").read_text()).get("interface") if previous else None
+    )
     if old_interface != interface:
         return f"{major}.{minor + 1}.0"
     return f"{major}.{minor}.{patch + 1}"
 
 
-def build_release(root: Path, files: dict[str, Path], *, interface: dict, lineage: dict, metrics: dict,
-                  promote: bool) -> Path:
+def build_release(
+    root: Path,
+    files: dict[str, Path],
+    *,
+    interface: dict,
+    lineage: dict,
+    metrics: dict,
+    promote: bool,
+) -> Path:
     """Copy files into a temp dir, hash them, write the manifest, rename to v<semver>.
 
     `promote` moves latest.json to the new release (the shipped one).
@@ -61,9 +70,15 @@ def build_release(root: Path, files: dict[str, Path], *, interface: dict, lineag
             raise ReleaseError(f"{source}: file for the release is missing; nothing was released")
         shutil.copyfile(source, tmp / name)
         entries[name] = {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-    manifest = {"version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "files": entries, "interface": interface, "lineage": lineage, "metrics": metrics,
-                "promoted": promote}
+    manifest = {
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": entries,
+        "interface": interface,
+        "lineage": lineage,
+        "metrics": metrics,
+        "promoted": promote,
+    }
     write_json_atomic(tmp / "manifest.json", manifest)
     os.rename(tmp, target)
     if promote:

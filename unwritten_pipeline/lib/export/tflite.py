@@ -98,10 +98,14 @@ class MultiTaskExport(nn.Module):
         self.heads = nn.ModuleDict()
         for head in HEADS:
             linear = nn.Linear(heads[f"{head.name}.weight"].shape[1], head.size)
-            linear.load_state_dict({"weight": heads[f"{head.name}.weight"], "bias": heads[f"{head.name}.bias"]})
+            linear.load_state_dict(
+                {"weight": heads[f"{head.name}.weight"], "bias": heads[f"{head.name}.bias"]}
+            )
             self.heads[head.name] = linear
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -109,8 +113,10 @@ class MultiTaskExport(nn.Module):
 
 
 def convert_multitask(module: MultiTaskExport, max_length: int, out_path: Path) -> Path:
-    sample = {"input_ids": torch.zeros(1, max_length, dtype=torch.int32),
-              "attention_mask": torch.ones(1, max_length, dtype=torch.int32)}
+    sample = {
+        "input_ids": torch.zeros(1, max_length, dtype=torch.int32),
+        "attention_mask": torch.ones(1, max_length, dtype=torch.int32),
+    }
     return _export(module, sample, out_path)
 
 

@@ -45,7 +45,9 @@ def read_batch(path: Path) -> BatchFile:
     except json.JSONDecodeError as exc:
         raise BatchFileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(payload, dict):
-        raise BatchFileError(f"{path}: a batch file holds a JSON object, found {type(payload).__name__}")
+        raise BatchFileError(
+            f"{path}: a batch file holds a JSON object, found {type(payload).__name__}"
+        )
     for key, kind in (("batch_number", int), ("samples", list), ("data_type", str)):
         if not isinstance(payload.get(key), kind):
             raise BatchFileError(f"{path}: field '{key}' is missing or not a {kind.__name__}")

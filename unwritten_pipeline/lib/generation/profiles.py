@@ -15,7 +15,12 @@ from typing import Any
 
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 
-NARRATIVE_TYPES = ("emotional_authenticity", "dramatic_irony", "tension_building", "memory_resonance")
+NARRATIVE_TYPES = (
+    "emotional_authenticity",
+    "dramatic_irony",
+    "tension_building",
+    "memory_resonance",
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,11 @@ class Profile:
         return sorted({s.model for s in self.types.values()})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "backend": self.backend, "types": {k: asdict(v) for k, v in self.types.items()}}
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "types": {k: asdict(v) for k, v in self.types.items()},
+        }
 
 
 # DOMAIN.md: model, temperature, samples per call, daily target, min quality.
@@ -84,14 +93,20 @@ def demo_profile(embedded_model: str = EMBEDDED_DEFAULT_MODEL) -> Profile:
 PROFILES = {"demo": demo_profile, "production": production_profile}
 
 
-def load_profile(name: str, overrides_file: Path | None = None, *, embedded_model: str | None = None) -> Profile:
+def load_profile(
+    name: str, overrides_file: Path | None = None, *, embedded_model: str | None = None
+) -> Profile:
     try:
         factory = PROFILES[name]
     except KeyError:
-        raise ValueError(f"UNWRITTEN_PROFILE={name!r} is not a profile; use one of {', '.join(PROFILES)}") from None
+        raise ValueError(
+            f"UNWRITTEN_PROFILE={name!r} is not a profile; use one of {', '.join(PROFILES)}"
+        ) from None
     profile = factory(embedded_model) if (name == "demo" and embedded_model) else factory()
     if overrides_file is not None:
-        profile = apply_overrides(profile, _read_overrides(overrides_file), source=str(overrides_file))
+        profile = apply_overrides(
+            profile, _read_overrides(overrides_file), source=str(overrides_file)
+        )
     return profile
 
 
@@ -99,7 +114,9 @@ def _read_overrides(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"generation config {path} (UNWRITTEN_GENERATION_CONFIG) does not exist") from None
+        raise ValueError(
+            f"generation config {path} (UNWRITTEN_GENERATION_CONFIG) does not exist"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"generation config {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -111,7 +128,9 @@ def apply_overrides(profile: Profile, overrides: dict[str, Any], *, source: str)
     """Overrides look like {"backend": "openai", "all": {...}, "types": {"sentiment": {"daily_target": 50}}}."""
     unknown = set(overrides) - {"backend", "all", "types"}
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: backend, all, types")
+        raise ValueError(
+            f"{source}: unknown key(s) {sorted(unknown)}; allowed: backend, all, types"
+        )
     per_type = overrides.get("types", {})
     bad_types = set(per_type) - set(DATA_TYPES)
     if bad_types:
@@ -123,11 +142,15 @@ def apply_overrides(profile: Profile, overrides: dict[str, Any], *, source: str)
     return replace(profile, backend=overrides.get("backend", profile.backend), types=types)
 
 
-def override_settings(settings: TypeSettings, values: dict[str, Any], *, source: str) -> TypeSettings:
+def override_settings(
+    settings: TypeSettings, values: dict[str, Any], *, source: str
+) -> TypeSettings:
     allowed = {f.name: f.type for f in fields(TypeSettings)}
     unknown = set(values) - set(allowed)
     if unknown:
-        raise ValueError(f"{source}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ValueError(
+            f"{source}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     updated = replace(settings, **values)
     if updated.samples_per_call < 1 or updated.daily_target < 0:
         raise ValueError(f"{source}: samples_per_call must be ≥ 1 and daily_target ≥ 0")

@@ -65,12 +65,25 @@ RULES: dict[str, str] = {
 
 # Rotated by batch number so consecutive calls ask for different material.
 SCENES = (
-    "a hospital waiting room", "a shared flat on moving day", "a family dinner after a funeral",
-    "a night shift at a bakery", "a school parents' evening", "a delayed train", "a wedding rehearsal",
-    "a small bookshop closing down", "a community garden", "a job interview that went wrong",
-    "a birthday nobody remembered", "a late-night phone call", "a break room at a call centre",
-    "a long-distance video call", "a neighbour's leaking ceiling", "a first day at a new job",
-    "an amateur theatre rehearsal", "a laundromat at midnight", "a grandparent's eightieth birthday",
+    "a hospital waiting room",
+    "a shared flat on moving day",
+    "a family dinner after a funeral",
+    "a night shift at a bakery",
+    "a school parents' evening",
+    "a delayed train",
+    "a wedding rehearsal",
+    "a small bookshop closing down",
+    "a community garden",
+    "a job interview that went wrong",
+    "a birthday nobody remembered",
+    "a late-night phone call",
+    "a break room at a call centre",
+    "a long-distance video call",
+    "a neighbour's leaking ceiling",
+    "a first day at a new job",
+    "an amateur theatre rehearsal",
+    "a laundromat at midnight",
+    "a grandparent's eightieth birthday",
     "a football club's changing room",
 )
 
@@ -108,7 +121,12 @@ def seed_variants(examples: list[dict[str, Any]], n: int, tag: str = "") -> list
 
 
 def build_messages(
-    data_type: str, n_samples: int, examples: list[dict[str, Any]], *, batch_number: int, n_examples: int = 2
+    data_type: str,
+    n_samples: int,
+    examples: list[dict[str, Any]],
+    *,
+    batch_number: int,
+    n_examples: int = 2,
 ) -> list[dict[str, str]]:
     """System message with the rules; user message with rotated examples and the request."""
     start = batch_number % len(examples)

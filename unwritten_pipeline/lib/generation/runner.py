@@ -132,8 +132,13 @@ class PartitionGenerator:
         self.model = sample_model(data_type)
         self.batch_sizes = _batch_sizes(target_samples, settings.samples_per_call)
         self.report = GenerationReport(
-            data_type=data_type, date=date, backend=backend.name, model=settings.model,
-            endpoint=backend.endpoint, target_samples=target_samples, planned_batches=len(self.batch_sizes),
+            data_type=data_type,
+            date=date,
+            backend=backend.name,
+            model=settings.model,
+            endpoint=backend.endpoint,
+            target_samples=target_samples,
+            planned_batches=len(self.batch_sizes),
         )
         self._lock = threading.Lock()
         self._abort = threading.Event()
@@ -144,7 +149,9 @@ class PartitionGenerator:
         self._started = time.perf_counter()
         done = finished_batches(self.out_dir)
         self.report.resumed_batches = sum(1 for n in done if n in self.batch_sizes)
-        self.report.resumed_samples = sum(len(b.samples) for n, b in done.items() if n in self.batch_sizes)
+        self.report.resumed_samples = sum(
+            len(b.samples) for n, b in done.items() if n in self.batch_sizes
+        )
         missing = [n for n in self.batch_sizes if n not in done]
         if done:
             self.log(
@@ -189,29 +196,47 @@ class PartitionGenerator:
             samples.extend(self._call(batch_number, size - len(samples), seed, usage))
         if not samples:
             self._count(failed_batches=1)
-            self.log(f"{self._label()}: batch {batch_number} failed after {attempt} call(s); "
-                     "a re-run of the partition will try it again")
+            self.log(
+                f"{self._label()}: batch {batch_number} failed after {attempt} call(s); "
+                "a re-run of the partition will try it again"
+            )
             if self.report.failed_batches > self._allowed_failures:
                 self._abort.set()
             return
         generator = {
-            "backend": self.backend.name, "model": self.settings.model, "endpoint": self.backend.endpoint,
-            "temperature": self.settings.temperature, "top_p": self.settings.top_p, "top_k": self.settings.top_k,
-            "first_seed": call_seed(self.date, self.data_type, batch_number, 0), **usage,
+            "backend": self.backend.name,
+            "model": self.settings.model,
+            "endpoint": self.backend.endpoint,
+            "temperature": self.settings.temperature,
+            "top_p": self.settings.top_p,
+            "top_k": self.settings.top_k,
+            "first_seed": call_seed(self.date, self.data_type, batch_number, 0),
+            **usage,
         }
         path = write_batch(
-            self.out_dir, data_type=self.data_type, date=self.date, batch_number=batch_number,
-            samples=samples, generator=generator, timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            self.out_dir,
+            data_type=self.data_type,
+            date=self.date,
+            batch_number=batch_number,
+            samples=samples,
+            generator=generator,
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self._count(written_batches=1, samples_written=len(samples), short_batches=int(len(samples) < size))
+        self._count(
+            written_batches=1, samples_written=len(samples), short_batches=int(len(samples) < size)
+        )
         with self._lock:
             self.report.written_paths.append(path)
         self._log_progress()
 
-    def _call(self, batch_number: int, wanted: int, seed: int, usage: dict[str, Any]) -> list[dict[str, Any]]:
+    def _call(
+        self, batch_number: int, wanted: int, seed: int, usage: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         request = ChatRequest(
             model=self.settings.model,
-            messages=build_messages(self.data_type, wanted, self.examples, batch_number=batch_number),
+            messages=build_messages(
+                self.data_type, wanted, self.examples, batch_number=batch_number
+            ),
             schema=response_schema(self.data_type, wanted),
             temperature=self.settings.temperature,
             top_p=self.settings.top_p,
@@ -232,8 +257,11 @@ class PartitionGenerator:
             self._keep_failure(batch_number, seed, str(exc), None)
             self.log(f"{self._label()}: batch {batch_number}: {exc}; retrying")
             return []
-        self._count(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                    llm_seconds=result.duration_s)
+        self._count(
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            llm_seconds=result.duration_s,
+        )
         usage["prompt_tokens"] += result.prompt_tokens
         usage["completion_tokens"] += result.completion_tokens
         usage["duration_s"] = round(usage["duration_s"] + result.duration_s, 3)
@@ -242,7 +270,9 @@ class PartitionGenerator:
             self._count(invalid_outputs=1)
         return valid[:wanted]
 
-    def _valid_samples(self, batch_number: int, seed: int, data: dict[str, Any]) -> list[dict[str, Any]]:
+    def _valid_samples(
+        self, batch_number: int, seed: int, data: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         raw = data.get("samples")
         if not isinstance(raw, list):
             self._keep_failure(batch_number, seed, "answer has no 'samples' array", data)
@@ -257,8 +287,13 @@ class PartitionGenerator:
         return valid
 
     def _keep_failure(self, batch_number: int, seed: int, error: str, output: Any) -> None:
-        record = {"batch_number": batch_number, "seed": seed, "error": error, "output": output,
-                  "timestamp": datetime.now(UTC).isoformat(timespec="seconds")}
+        record = {
+            "batch_number": batch_number,
+            "seed": seed,
+            "error": error,
+            "output": output,
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         with self._lock:
             append_schema_failure(self.out_dir, record)
 
@@ -293,4 +328,3 @@ def _batch_sizes(target: int, per_call: int) -> dict[int, int]:
 def _short_errors(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
     return "; ".join(parts)
-

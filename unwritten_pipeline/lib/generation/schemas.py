@@ -76,7 +76,12 @@ LEGACY_TENSION_TYPES = ("information_debt", "foreshadowing")
 
 class TensionBuilding(_Sample):
     tension_type: Literal[
-        "mystery_hook", "partial_reveal", "contradiction", "stakes_escalation", "information_debt", "foreshadowing"
+        "mystery_hook",
+        "partial_reveal",
+        "contradiction",
+        "stakes_escalation",
+        "information_debt",
+        "foreshadowing",
     ]
     setup: LongText
     character_action: LongText

@@ -66,7 +66,9 @@ def locate_gguf(model: str, cache_dir: Path) -> Path:
     if model.endswith(".gguf"):
         path = Path(model)
         if not path.is_file():
-            raise ModelNotAvailableError(f"GGUF file {path} does not exist (UNWRITTEN_EMBEDDED_MODEL)")
+            raise ModelNotAvailableError(
+                f"GGUF file {path} does not exist (UNWRITTEN_EMBEDDED_MODEL)"
+            )
         return path
     try:
         spec = PACKAGED_MODELS[model]
@@ -77,7 +79,8 @@ def locate_gguf(model: str, cache_dir: Path) -> Path:
     parts: list[Path] = []
     for distribution in spec.distributions:
         found = sorted(
-            p for p in _distribution_files(distribution, spec.install_hint)
+            p
+            for p in _distribution_files(distribution, spec.install_hint)
             if p.name.startswith(spec.filename)
         )
         if not found:
@@ -104,7 +107,9 @@ def _join_chunks(parts: list[Path], target: Path, sha256: str | None) -> Path:
                     out.write(block)
     if sha256 and digest.hexdigest() != sha256:
         tmp.unlink()
-        raise ModelNotAvailableError(f"joined {target.name} has sha256 {digest.hexdigest()}, expected {sha256}")
+        raise ModelNotAvailableError(
+            f"joined {target.name} has sha256 {digest.hexdigest()}, expected {sha256}"
+        )
     os.replace(tmp, target)
     return target
 
@@ -162,12 +167,16 @@ class EmbeddedBackend:
                     max_tokens=request.max_tokens,
                 )
             except ValueError as exc:  # e.g. prompt longer than n_ctx
-                raise InvalidOutputError(f"embedded llama.cpp rejected the request: {exc}") from None
+                raise InvalidOutputError(
+                    f"embedded llama.cpp rejected the request: {exc}"
+                ) from None
             duration = time.perf_counter() - started
         choice = answer["choices"][0]
         content = choice["message"]["content"] or ""
         if choice.get("finish_reason") == "length":
-            raise InvalidOutputError(f"embedded output truncated at max_tokens={request.max_tokens}")
+            raise InvalidOutputError(
+                f"embedded output truncated at max_tokens={request.max_tokens}"
+            )
         usage = answer.get("usage") or {}
         return ChatResult(
             backend=self.name,

@@ -23,7 +23,9 @@ from unwritten_pipeline.lib.llm.base import (
 class _HTTPBackend:
     name = "http"
 
-    def __init__(self, base_url: str, *, timeout_s: float = 300.0, headers: dict[str, str] | None = None):
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 300.0, headers: dict[str, str] | None = None
+    ):
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -38,7 +40,9 @@ class _HTTPBackend:
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, method: str, path: str, *, during_check: bool = False, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, during_check: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         try:
             response = self._client.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -73,7 +77,9 @@ class _HTTPBackend:
                 f"{response.text[:120]!r}"
             ) from None
         if not isinstance(body, dict):
-            raise InvalidOutputError(f"{self.name} {path} returned {type(body).__name__}, not an object")
+            raise InvalidOutputError(
+                f"{self.name} {path} returned {type(body).__name__}, not an object"
+            )
         return body
 
 
@@ -135,7 +141,9 @@ class OllamaBackend(_HTTPBackend):
         body = self._json(response, "/api/chat")
         content = (body.get("message") or {}).get("content")
         if not isinstance(content, str):
-            raise InvalidOutputError(f"ollama /api/chat on {self.endpoint}: answer has no message.content")
+            raise InvalidOutputError(
+                f"ollama /api/chat on {self.endpoint}: answer has no message.content"
+            )
         duration = body.get("total_duration")
         return ChatResult(
             backend=self.name,
@@ -172,7 +180,9 @@ class OpenAICompatBackend(_HTTPBackend):
                 "set UNWRITTEN_LLM_API_KEY"
             )
         if response.status_code != 200:
-            raise LLMUnavailableError(f"openai /models on {self.endpoint} answered HTTP {response.status_code}")
+            raise LLMUnavailableError(
+                f"openai /models on {self.endpoint} answered HTTP {response.status_code}"
+            )
         served = {entry.get("id") for entry in self._json(response, "/models").get("data", [])}
         for model in models:
             if model not in served:

@@ -16,9 +16,21 @@ from unwritten_pipeline.lib.storage.files import atomic_output
 
 
 def heads_config(config: MultiTaskConfig) -> dict:
-    return {"model": config.as_dict(),
-            "heads": [{"name": h.name, "size": h.size, "kind": h.kind, "scale": h.scale, "meaning": h.meaning,
-                       "trained_on": list(h.sources), "field": h.field} for h in HEADS]}
+    return {
+        "model": config.as_dict(),
+        "heads": [
+            {
+                "name": h.name,
+                "size": h.size,
+                "kind": h.kind,
+                "scale": h.scale,
+                "meaning": h.meaning,
+                "trained_on": list(h.sources),
+                "field": h.field,
+            }
+            for h in HEADS
+        ],
+    }
 
 
 def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> dict[str, Path]:
@@ -31,10 +43,15 @@ def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> 
     """
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        heads = {f"{name}.{k}": v.contiguous() for name, head in model.heads.items()
-                 for k, v in head.state_dict().items()}
+        heads = {
+            f"{name}.{k}": v.contiguous()
+            for name, head in model.heads.items()
+            for k, v in head.state_dict().items()
+        }
         save_file(heads, str(tmp / "heads.safetensors"))
-        (tmp / "multitask_config.json").write_text(json.dumps({**heads_config(model.config), **extra}, indent=2))
+        (tmp / "multitask_config.json").write_text(
+            json.dumps({**heads_config(model.config), **extra}, indent=2)
+        )
         merged_encoder = copy.deepcopy(model.encoder)
         if not model.config.full_finetune:
             model.encoder.save_pretrained(str(tmp / "adapter"))
@@ -44,8 +61,11 @@ def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> 
         shutil.copy(tmp / "multitask_config.json", tmp / "merged" / "multitask_config.json")
         tokenizer.save_pretrained(str(tmp / "merged"))
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    files = {"heads": out_dir / "heads.safetensors", "merged_weights": out_dir / "merged" / "model.safetensors",
-             "config": out_dir / "multitask_config.json"}
+    files = {
+        "heads": out_dir / "heads.safetensors",
+        "merged_weights": out_dir / "merged" / "model.safetensors",
+        "config": out_dir / "multitask_config.json",
+    }
     if not model.config.full_finetune:
         files["adapter"] = out_dir / "adapter" / "adapter_model.safetensors"
     return files

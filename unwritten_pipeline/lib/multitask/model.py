@@ -70,18 +70,29 @@ def is_decoder_only(model) -> bool:
     )
 
     config = model.config
-    if getattr(config, "is_decoder", False) or any(a.endswith("ForCausalLM") for a in config.architectures or []):
+    if getattr(config, "is_decoder", False) or any(
+        a.endswith("ForCausalLM") for a in config.architectures or []
+    ):
         return True
-    return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return (
+        config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
 
 
 def detect_lora_targets(model) -> tuple[str, ...]:
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    }
     for targets in LORA_TARGETS:
         if set(targets) <= names:
             return targets
-    raise EncoderError(f"cannot find attention query/value projections in {type(model).__name__}; "
-                       "set target_modules in the multitask_model config")
+    raise EncoderError(
+        f"cannot find attention query/value projections in {type(model).__name__}; "
+        "set target_modules in the multitask_model config"
+    )
 
 
 class MultiTaskModel(nn.Module):
@@ -95,8 +106,13 @@ class MultiTaskModel(nn.Module):
             from peft import LoraConfig, get_peft_model
 
             targets = list(config.target_modules or detect_lora_targets(base))
-            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                              target_modules=targets, bias="none")
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=targets,
+                bias="none",
+            )
             self.encoder = get_peft_model(base, lora)
         hidden = base.config.hidden_size
         self.heads = nn.ModuleDict({head.name: nn.Linear(hidden, head.size) for head in HEADS})
@@ -109,7 +125,9 @@ class MultiTaskModel(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str | None = None):
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str | None = None
+    ):
         """Raw head outputs (logits); one head's tensor when `task` is given, else a dict of all."""
         pooled = self.pool(input_ids, attention_mask)
         if task is not None:

@@ -48,8 +48,13 @@ def load_split_examples(splits_dir: Path) -> dict[str, dict[str, list[Example]]]
 
 
 def train_from_splits(
-    splits_dir: Path, out_dir: Path, model_config: MultiTaskConfig, train_config: MultiTaskTrainConfig,
-    *, lineage: dict, log: Callable[[str], None] = print,
+    splits_dir: Path,
+    out_dir: Path,
+    model_config: MultiTaskConfig,
+    train_config: MultiTaskTrainConfig,
+    *,
+    lineage: dict,
+    log: Callable[[str], None] = print,
 ) -> MultiTaskRun:
     examples = load_split_examples(splits_dir)
     counts = {h: {s: len(examples[s][h]) for s in SPLITS} for h in HEAD_NAMES}
@@ -57,16 +62,34 @@ def train_from_splits(
     if len(without) == len(HEAD_NAMES):
         raise SplitsMissingError(f"{splits_dir}: the train split holds no example for any head")
     for head in without:
-        log(f"head {head} has no training data in {splits_dir}; it stays untrained (reported in metadata)")
+        log(
+            f"head {head} has no training data in {splits_dir}; it stays untrained (reported in metadata)"
+        )
     tokenizer, base, revision = load_encoder(model_config.encoder)
     model = MultiTaskModel(base, model_config)
     trainable, total = model.trainable_share()
-    log(f"{model_config.encoder}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)")
-    result = train_multitask(model, tokenizer, examples["train"], examples["validation"], train_config, log=log)
-    metrics = evaluate_heads(model, tokenizer, examples["test"], examples["train"], train_config.max_length)
-    files = save_model(out_dir, model, tokenizer, {
-        "encoder_revision": revision, "training": config_dict(train_config), "lineage": lineage,
-        "heads_without_data": without, "best_epoch": result.best_epoch,
-    })
-    write_json_atomic(out_dir / "metrics.json", {"test": metrics, "history": result.history, "counts": counts})
+    log(
+        f"{model_config.encoder}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
+    )
+    result = train_multitask(
+        model, tokenizer, examples["train"], examples["validation"], train_config, log=log
+    )
+    metrics = evaluate_heads(
+        model, tokenizer, examples["test"], examples["train"], train_config.max_length
+    )
+    files = save_model(
+        out_dir,
+        model,
+        tokenizer,
+        {
+            "encoder_revision": revision,
+            "training": config_dict(train_config),
+            "lineage": lineage,
+            "heads_without_data": without,
+            "best_epoch": result.best_epoch,
+        },
+    )
+    write_json_atomic(
+        out_dir / "metrics.json", {"test": metrics, "history": result.history, "counts": counts}
+    )
     return MultiTaskRun(result, metrics, counts, without, trainable, total, files)

@@ -17,7 +17,9 @@ OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neur
 class Head:
     name: str
     size: int
-    kind: str  # "regression" (sigmoid × scale, MSE on the unit scale) | "classification" (logits, CE)
+    kind: (
+        str  # "regression" (sigmoid × scale, MSE on the unit scale) | "classification" (logits, CE)
+    )
     scale: float
     sources: tuple[str, ...]  # data types that train it
     field: str
@@ -26,22 +28,86 @@ class Head:
 
 
 HEADS: tuple[Head, ...] = (
-    Head("personality", 5, "regression", 1.0, ("personality_traits",), "traits",
-         lambda s: [s["traits"][t] for t in OCEAN], "OCEAN traits 0-1 in the order " + ", ".join(OCEAN)),
-    Head("sentiment", 3, "classification", 1.0, ("sentiment",), "sentiment",
-         lambda s: SENTIMENT_LABELS.index(s["sentiment"]), "logits for " + ", ".join(SENTIMENT_LABELS)),
-    Head("relationship", 1, "regression", 1.0, ("relationship_scoring",), "score",
-         lambda s: [s["score"]], "relationship impact 0-1 (<0.3 damages, >0.7 significant bond)"),
-    Head("quality", 1, "regression", 1.0, ("emotional_authenticity", "dramatic_irony", "memory_resonance"),
-         "quality_score", lambda s: [s["quality_score"]], "response quality 0-1 (context + response)"),
-    Head("emotional_capacity", 1, "regression", 10.0, ("emotional_authenticity",), "effective_capacity",
-         lambda s: [s["effective_capacity"]], "emotional capacity 0-10"),
-    Head("tension_potential", 1, "regression", 1.0, ("tension_building",), "tension_score",
-         lambda s: [s["tension_score"]], "tension potential 0-1"),
-    Head("authenticity", 1, "regression", 1.0, ("emotional_authenticity",), "authenticity_score",
-         lambda s: [s["authenticity_score"]], "emotional authenticity 0-1"),
-    Head("hook_value", 1, "regression", 1.0, ("tension_building",), "quality_score",
-         lambda s: [s["quality_score"]], "how well the setup/action hooks the player 0-1"),
+    Head(
+        "personality",
+        5,
+        "regression",
+        1.0,
+        ("personality_traits",),
+        "traits",
+        lambda s: [s["traits"][t] for t in OCEAN],
+        "OCEAN traits 0-1 in the order " + ", ".join(OCEAN),
+    ),
+    Head(
+        "sentiment",
+        3,
+        "classification",
+        1.0,
+        ("sentiment",),
+        "sentiment",
+        lambda s: SENTIMENT_LABELS.index(s["sentiment"]),
+        "logits for " + ", ".join(SENTIMENT_LABELS),
+    ),
+    Head(
+        "relationship",
+        1,
+        "regression",
+        1.0,
+        ("relationship_scoring",),
+        "score",
+        lambda s: [s["score"]],
+        "relationship impact 0-1 (<0.3 damages, >0.7 significant bond)",
+    ),
+    Head(
+        "quality",
+        1,
+        "regression",
+        1.0,
+        ("emotional_authenticity", "dramatic_irony", "memory_resonance"),
+        "quality_score",
+        lambda s: [s["quality_score"]],
+        "response quality 0-1 (context + response)",
+    ),
+    Head(
+        "emotional_capacity",
+        1,
+        "regression",
+        10.0,
+        ("emotional_authenticity",),
+        "effective_capacity",
+        lambda s: [s["effective_capacity"]],
+        "emotional capacity 0-10",
+    ),
+    Head(
+        "tension_potential",
+        1,
+        "regression",
+        1.0,
+        ("tension_building",),
+        "tension_score",
+        lambda s: [s["tension_score"]],
+        "tension potential 0-1",
+    ),
+    Head(
+        "authenticity",
+        1,
+        "regression",
+        1.0,
+        ("emotional_authenticity",),
+        "authenticity_score",
+        lambda s: [s["authenticity_score"]],
+        "emotional authenticity 0-1",
+    ),
+    Head(
+        "hook_value",
+        1,
+        "regression",
+        1.0,
+        ("tension_building",),
+        "quality_score",
+        lambda s: [s["quality_score"]],
+        "how well the setup/action hooks the player 0-1",
+    ),
 )
 HEAD_NAMES = tuple(h.name for h in HEADS)
 

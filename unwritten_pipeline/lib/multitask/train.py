@@ -47,8 +47,13 @@ def task_loss(task: str, raw: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def collate(tokenizer, examples: list[Example], max_length: int):
-    batch = tokenizer([e.text for e in examples], padding=True, truncation=True, max_length=max_length,
-                      return_tensors="pt")
+    batch = tokenizer(
+        [e.text for e in examples],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
     head = HEADS_BY_NAME[examples[0].task]
     if head.kind == "classification":
         target = torch.tensor([e.target for e in examples], dtype=torch.long)
@@ -64,19 +69,21 @@ def batches(examples: dict[str, list[Example]], batch_size: int, rng: random.Ran
     for items in examples.values():
         items = list(items)
         rng.shuffle(items)
-        plan += [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+        plan += [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     rng.shuffle(plan)
     return plan
 
 
-def evaluate_loss(model: MultiTaskModel, tokenizer, examples: dict[str, list[Example]], config) -> float:
+def evaluate_loss(
+    model: MultiTaskModel, tokenizer, examples: dict[str, list[Example]], config
+) -> float:
     """Mean loss per example over every task (each task weighted by its size)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for task, items in examples.items():
             for i in range(0, len(items), 64):
-                chunk = items[i:i + 64]
+                chunk = items[i : i + 64]
                 ids, mask, target = collate(tokenizer, chunk, config.max_length)
                 total += float(task_loss(task, model(ids, mask, task=task), target)) * len(chunk)
                 count += len(chunk)
@@ -98,7 +105,9 @@ def train_multitask(
     steps_per_epoch = sum(math.ceil(len(e) / config.batch_size) for e in train_examples.values())
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, config.epochs * steps_per_epoch)
+    )
     result = MultiTaskTrainResult()
     best_state = None
     started, seen, step = time.perf_counter(), 0, 0
@@ -119,11 +128,19 @@ def train_multitask(
             epoch_loss += loss.item() * len(chunk)
             epoch_n += len(chunk)
             if step % config.log_every == 0:
-                log(f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: {task} loss {loss.item():.4f}")
+                log(
+                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: {task} loss {loss.item():.4f}"
+                )
         val_loss = evaluate_loss(model, tokenizer, val_examples, config)
         train_loss = epoch_loss / max(1, epoch_n)
-        result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "step": step})
-        shown = "n/a (no validation examples: best epoch by train loss)" if math.isnan(val_loss) else f"{val_loss:.4f}"
+        result.history.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "step": step}
+        )
+        shown = (
+            "n/a (no validation examples: best epoch by train loss)"
+            if math.isnan(val_loss)
+            else f"{val_loss:.4f}"
+        )
         log(f"epoch {epoch}: train loss {train_loss:.4f}, validation loss {shown}")
         score = val_loss if not math.isnan(val_loss) else train_loss
         if score < result.best_val_loss:

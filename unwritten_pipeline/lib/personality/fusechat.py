@@ -26,7 +26,13 @@ from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 
 HF_DATASET = "FuseAI/FuseChat-Mixture"
 HUMAN_ROLES = {"human", "user"}
-CACHE_FILES = ("embeddings.npy", "token_embeddings.npy", "targets.npy", "texts.jsonl", "metadata.json")
+CACHE_FILES = (
+    "embeddings.npy",
+    "token_embeddings.npy",
+    "targets.npy",
+    "texts.jsonl",
+    "metadata.json",
+)
 
 
 class SourceError(ValueError):
@@ -89,7 +95,9 @@ class HubSource:
     def rows(self, stats: SourceStats) -> Iterator[dict[str, Any]]:
         from datasets import load_dataset
 
-        for row in load_dataset(self.dataset, split=self.split, streaming=True, revision=self.revision):
+        for row in load_dataset(
+            self.dataset, split=self.split, streaming=True, revision=self.revision
+        ):
             stats.rows += 1
             if isinstance(row.get("conversations"), list):
                 yield row
@@ -98,8 +106,10 @@ class HubSource:
 
 
 def local_source(pattern: str, root: Path, max_malformed_ratio: float) -> LocalSource:
-    paths = tuple(sorted(root.glob(pattern))) if not Path(pattern).is_absolute() else tuple(
-        sorted(Path(pattern).parent.glob(Path(pattern).name))
+    paths = (
+        tuple(sorted(root.glob(pattern)))
+        if not Path(pattern).is_absolute()
+        else tuple(sorted(Path(pattern).parent.glob(Path(pattern).name)))
     )
     if not paths:
         raise SourceError(f"no FuseChat source files match {pattern!r} under {root}")
@@ -130,12 +140,24 @@ def human_turns(rows: Iterable[dict[str, Any]], max_samples: int) -> list[str]:
     return texts
 
 
-def cache_version(tokens_sha256: str, encoder: dict[str, Any], source_identity: str, max_samples: int,
-                  temperature: float) -> str:
+def cache_version(
+    tokens_sha256: str,
+    encoder: dict[str, Any],
+    source_identity: str,
+    max_samples: int,
+    temperature: float,
+) -> str:
     """Changes exactly when an input of the cache changes."""
-    key = json.dumps({"tokens": tokens_sha256, "encoder": [encoder["name"], encoder["revision"]],
-                      "source": source_identity, "max_samples": max_samples, "temperature": temperature},
-                     sort_keys=True)
+    key = json.dumps(
+        {
+            "tokens": tokens_sha256,
+            "encoder": [encoder["name"], encoder["revision"]],
+            "source": source_identity,
+            "max_samples": max_samples,
+            "temperature": temperature,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -154,22 +176,37 @@ def build_cache(
         raise SourceError("the source yielded no human turns")
     embeddings = encoder.encode(texts, progress=progress)
     token_embeddings = encoder.encode(list(tokens.tokens))
-    targets = soft_labels(torch.from_numpy(embeddings), torch.from_numpy(token_embeddings), temperature).numpy()
-    for name, array in (("embeddings.npy", embeddings), ("token_embeddings.npy", token_embeddings),
-                        ("targets.npy", targets)):
+    targets = soft_labels(
+        torch.from_numpy(embeddings), torch.from_numpy(token_embeddings), temperature
+    ).numpy()
+    for name, array in (
+        ("embeddings.npy", embeddings),
+        ("token_embeddings.npy", token_embeddings),
+        ("targets.npy", targets),
+    ):
         buffer = io.BytesIO()
         np.save(buffer, array.astype(np.float32))
         write_bytes_atomic(out_dir / name, buffer.getvalue())
-    write_bytes_atomic(out_dir / "texts.jsonl",
-                       "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts).encode())
-    full = {**metadata, "samples": len(texts), "temperature": temperature, "tokens_sha256": tokens.sha256,
-            "tokens": list(tokens.tokens), "embedding_dim": int(embeddings.shape[1]),
-            "encoder": encoder.identity.as_dict()}
+    write_bytes_atomic(
+        out_dir / "texts.jsonl",
+        "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts).encode(),
+    )
+    full = {
+        **metadata,
+        "samples": len(texts),
+        "temperature": temperature,
+        "tokens_sha256": tokens.sha256,
+        "tokens": list(tokens.tokens),
+        "embedding_dim": int(embeddings.shape[1]),
+        "encoder": encoder.identity.as_dict(),
+    }
     write_json_atomic(out_dir / "metadata.json", full)  # last: its presence marks a complete cache
     return full
 
 
-def publish_cache(cache_root: Path, version: str, build: Callable[[Path], dict[str, Any]]) -> tuple[Path, bool]:
+def publish_cache(
+    cache_root: Path, version: str, build: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, bool]:
     """Build into a temp dir, rename it to versions/<version>, then point current.json at it.
 
     An existing complete version is reused (returns built=False). Readers only
@@ -218,6 +255,8 @@ def load_cache(cache_root: Path) -> Cache:
             f"embedding_dim={metadata['embedding_dim']}; rebuild the cache"
         )
     if targets.shape != (len(embeddings), len(metadata["tokens"])):
-        raise SourceError(f"{directory / 'targets.npy'} has shape {targets.shape}, expected "
-                          f"({len(embeddings)}, {len(metadata['tokens'])}); rebuild the cache")
+        raise SourceError(
+            f"{directory / 'targets.npy'} has shape {targets.shape}, expected "
+            f"({len(embeddings)}, {len(metadata['tokens'])}); rebuild the cache"
+        )
     return Cache(embeddings, targets, metadata)

@@ -37,14 +37,21 @@ class PersonalityModel(nn.Module):
         super().__init__()
         self.config = config
         self.projector = (
-            nn.Linear(config.encoder_dim, config.embedding_dim) if config.encoder_dim != config.embedding_dim else None
+            nn.Linear(config.encoder_dim, config.embedding_dim)
+            if config.encoder_dim != config.embedding_dim
+            else None
         )
         self.input_proj = nn.Linear(config.embedding_dim, config.hidden_dim)
         layer = nn.TransformerEncoderLayer(
-            d_model=config.hidden_dim, nhead=config.num_heads, dim_feedforward=config.ffn_dim,
-            dropout=config.dropout, batch_first=True,
+            d_model=config.hidden_dim,
+            nhead=config.num_heads,
+            dim_feedforward=config.ffn_dim,
+            dropout=config.dropout,
+            batch_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, num_layers=config.num_layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers=config.num_layers, enable_nested_tensor=False
+        )
         self.token_projection = nn.Linear(config.hidden_dim, config.num_tokens, bias=False)
         self.token_bias = nn.Parameter(torch.zeros(config.num_tokens))
 
@@ -77,11 +84,15 @@ class PersonalityModel(nn.Module):
             "total": sum(p.numel() for p in self.parameters()),
             "trainable": sum(p.numel() for p in self.trainable_parameters()),
             "head": sum(p.numel() for p in self.head_parameters()),
-            "projector": sum(p.numel() for p in self.projector.parameters()) if self.projector is not None else 0,
+            "projector": sum(p.numel() for p in self.projector.parameters())
+            if self.projector is not None
+            else 0,
         }
 
 
-def soft_labels(text_embeddings: torch.Tensor, token_embeddings: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+def soft_labels(
+    text_embeddings: torch.Tensor, token_embeddings: torch.Tensor, temperature: float = 0.07
+) -> torch.Tensor:
     """softmax(cos(text, token) / T) over the 325 tokens: each row sums to 1."""
     text = nn.functional.normalize(text_embeddings.float(), dim=-1)
     tokens = nn.functional.normalize(token_embeddings.float(), dim=-1)

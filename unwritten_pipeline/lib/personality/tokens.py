@@ -40,12 +40,18 @@ def load_tokens(path: Path) -> TokenList:
         raise TokenFileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     tokens = data.get("tokens") if isinstance(data, dict) else data
     if not isinstance(tokens, list):
-        raise TokenFileError(f"{path}: expected a list under 'tokens', found {type(tokens).__name__}")
+        raise TokenFileError(
+            f"{path}: expected a list under 'tokens', found {type(tokens).__name__}"
+        )
     bad = [f"#{i}: {t!r}" for i, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()]
     if bad:
-        raise TokenFileError(f"{path}: tokens must be non-empty strings; bad entries {', '.join(bad[:5])}")
+        raise TokenFileError(
+            f"{path}: tokens must be non-empty strings; bad entries {', '.join(bad[:5])}"
+        )
     if len(tokens) != TOKEN_COUNT:
-        raise TokenFileError(f"{path}: holds {len(tokens)} tokens; the model has exactly {TOKEN_COUNT} outputs")
+        raise TokenFileError(
+            f"{path}: holds {len(tokens)} tokens; the model has exactly {TOKEN_COUNT} outputs"
+        )
     duplicates = [t for t, n in Counter(t.strip().lower() for t in tokens).items() if n > 1]
     if duplicates:
         raise TokenFileError(f"{path}: duplicate tokens {', '.join(sorted(duplicates)[:10])}")

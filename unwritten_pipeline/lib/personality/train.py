@@ -53,7 +53,11 @@ class TrainResult:
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    found = [(int(m.group(1)), p) for p in directory.glob("epoch_*.pt") if (m := CHECKPOINT_PATTERN.search(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.glob("epoch_*.pt")
+        if (m := CHECKPOINT_PATTERN.search(p.name))
+    ]
     return max(found)[1] if found else None
 
 
@@ -67,15 +71,17 @@ def _split(n: int, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return order[n_val:], order[:n_val]
 
 
-def evaluate(model: PersonalityModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(
+    model: PersonalityModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> tuple[float, float]:
     """(mean BCE loss, top-5 recall) over a set, in eval mode."""
     model.eval()
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total_loss, recall_sum = 0.0, 0.0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size])
-            target = y[start:start + batch_size]
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
             total_loss += float(loss_fn(logits, target)) / target.shape[1]
             recall_sum += top_k_recall(logits, target) * len(target)
     model.train()
@@ -94,10 +100,15 @@ def train(
 ) -> TrainResult:
     if len(embeddings) != len(targets):
         raise ValueError(f"{len(embeddings)} embeddings but {len(targets)} target rows")
-    x, y = torch.from_numpy(np.ascontiguousarray(embeddings)), torch.from_numpy(np.ascontiguousarray(targets))
+    x, y = (
+        torch.from_numpy(np.ascontiguousarray(embeddings)),
+        torch.from_numpy(np.ascontiguousarray(targets)),
+    )
     train_idx, val_idx = _split(len(x), config)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.min_lr
     )
@@ -120,9 +131,13 @@ def train(
     model.train()
     started, seen = time.perf_counter(), 0
     for epoch in range(start_epoch, config.epochs + 1):
-        order = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(config.seed + epoch))]
+        order = train_idx[
+            torch.randperm(
+                len(train_idx), generator=torch.Generator().manual_seed(config.seed + epoch)
+            )
+        ]
         for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
+            batch = order[start : start + config.batch_size]
             logits = model(x[batch])
             loss = loss_fn(logits, y[batch])
             optimizer.zero_grad(set_to_none=True)
@@ -134,20 +149,49 @@ def train(
             seen += len(batch)
             if step % config.log_every == 0 or step == 1:
                 recall, loss_value = top_k_recall(logits.detach(), y[batch]), loss.item()
-                history["steps"].append({"step": step, "epoch": epoch, "loss": loss_value, "top5_recall": recall,
-                                         "lr": scheduler.get_last_lr()[0]})
-                log(f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: loss {loss_value:.5f}, "
-                    f"top-5 recall {recall:.3f}")
-        val_loss, val_recall = evaluate(model, x[val_idx], y[val_idx]) if len(val_idx) else (float("nan"), 0.0)
+                history["steps"].append(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": loss_value,
+                        "top5_recall": recall,
+                        "lr": scheduler.get_last_lr()[0],
+                    }
+                )
+                log(
+                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: loss {loss_value:.5f}, "
+                    f"top-5 recall {recall:.3f}"
+                )
+        val_loss, val_recall = (
+            evaluate(model, x[val_idx], y[val_idx]) if len(val_idx) else (float("nan"), 0.0)
+        )
         train_loss, _ = evaluate(model, x[train_idx], y[train_idx])
-        history["epochs"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                                  "val_top5_recall": val_recall, "step": step})
-        log(f"epoch {epoch}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}, top-5 recall {val_recall:.3f}")
+        history["epochs"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_top5_recall": val_recall,
+                "step": step,
+            }
+        )
+        log(
+            f"epoch {epoch}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}, top-5 recall {val_recall:.3f}"
+        )
         path = checkpoint_dir / f"epoch_{epoch}_valloss_{val_loss:.4f}.pt"
-        _save(path, {"epoch": epoch, "global_step": step, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng_state": torch.get_rng_state(), "history": history,
-                     "model_config": model.config.as_dict()})
+        _save(
+            path,
+            {
+                "epoch": epoch,
+                "global_step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng_state": torch.get_rng_state(),
+                "history": history,
+                "model_config": model.config.as_dict(),
+            },
+        )
         result.checkpoints.append(path)
         if on_epoch_end:
             on_epoch_end(epoch, path)
