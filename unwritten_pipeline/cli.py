@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from unwritten_pipeline.lib.llm.base import LLMError
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL, Layout
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
@@ -100,20 +101,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 )
                 if not result.success:
                     failed.append(label)
-    root = ArtifactStore.from_env().root
-    print(_demo_summary(root, date, types))
-    report = root / "reports" / "benchmark_report.md"
-    if report.is_file():
-        print("\n" + report.read_text())
+    layout = ArtifactStore.from_env().layout
+    print(_demo_summary(layout, date, types))
+    if layout.benchmark_report_md.is_file():
+        print("\n" + layout.benchmark_report_md.read_text())
     print(
-        f"\nBatch files:       {root / 'llm_batches'}/<data_type>/{date}/\n"
-        f"Validated samples: {root / 'validated'}/<data_type>/{date}/ (accepted.jsonl, rejected.jsonl)\n"
-        f"Training splits:   {root / 'training_splits'}/\n"
-        f"PersonalityModel:  {root / 'personality_model'}/ (soft labels: {root / 'fusechat_soft_labels'}/)\n"
-        f"Multi-task model:  {root / 'multitask_model'}/ (merged/ is ready for export)\n"
-        f"Exports:           {root / 'exports'}/ (LiteRT .tflite, Core ML in coreml/)\n"
-        f"Benchmark report:  {root / 'reports' / 'benchmark_report.md'}\n"
-        f"Release:           {_latest_release(root)}  (check it: unwritten verify-release <dir>)\n"
+        f"\nBatch files:       {layout.batches_dir('<data_type>', date)}/\n"
+        f"Validated samples: {layout.validated_root}/<data_type>/{date}/"
+        " (accepted.jsonl, rejected.jsonl)\n"
+        f"Training splits:   {layout.splits_dir}/\n"
+        f"PersonalityModel:  {layout.model_dir(PERSONALITY_MODEL)}/"
+        f" (soft labels: {layout.soft_labels_dir}/)\n"
+        f"Multi-task model:  {layout.model_dir(MULTITASK_MODEL)}/ (merged/ is ready for export)\n"
+        f"Exports:           {layout.exports_dir}/ (LiteRT .tflite, Core ML in coreml/)\n"
+        f"Benchmark report:  {layout.benchmark_report_md}\n"
+        f"Release:           {_latest_release(layout)}  (check it: unwritten verify-release <dir>)\n"
         f"Dagster instance:  {home}\n"
         "Open the UI: make ui   (then http://127.0.0.1:3000 → Assets)"
     )
@@ -122,18 +124,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _latest_release(root: Path) -> str:
-    pointer = root / "releases" / "latest.json"
+def _latest_release(layout: Layout) -> str:
+    pointer = layout.latest_release_pointer
     return json.loads(pointer.read_text())["path"] if pointer.is_file() else "none shipped"
 
 
-def _demo_summary(root: Path, date: str, types: list[str]) -> str:
+def _demo_summary(layout: Layout, date: str, types: list[str]) -> str:
+    from unwritten_pipeline.lib.curation.validate import SUMMARY_FILE
+
     lines = [
         "",
         f"{'data_type':<24}{'accepted':>9}{'rejected':>9}{'pass rate':>11}  top reject reason",
     ]
     for data_type in types:
-        path = root / "validated" / data_type / date / "summary.json"
+        path = layout.validated_dir(data_type, date) / SUMMARY_FILE
         if not path.is_file():
             lines.append(f"{data_type:<24}{'-':>9}{'-':>9}{'-':>11}")
             continue
@@ -198,7 +202,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from unwritten_pipeline.lib.export.lineage import LineageError, find_release, lineage_lines
     from unwritten_pipeline.resources.storage import ArtifactStore
 
-    releases = Path(args.releases) if args.releases else ArtifactStore.from_env().root / "releases"
+    releases = (
+        Path(args.releases) if args.releases else ArtifactStore.from_env().layout.releases_dir
+    )
     try:
         directory, matched = find_release(releases, args.key)
     except LineageError as exc:

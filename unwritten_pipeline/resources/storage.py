@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from unwritten_pipeline.lib.storage.layout import Layout
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,6 +25,11 @@ class ArtifactStore(dg.ConfigurableResource):
         return Path(self.data_root)
 
     @property
+    def layout(self) -> Layout:
+        """Every artifact location under the data root (see lib/storage/layout.py)."""
+        return Layout(self.root)
+
+    @property
     def inputs(self) -> Path:
         return Path(self.inputs_dir)
 
@@ -36,11 +43,11 @@ class ArtifactStore(dg.ConfigurableResource):
 
     @property
     def soft_label_root(self) -> Path:
-        return self.root / "fusechat_soft_labels"
+        return self.layout.soft_labels_dir
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.root / "models"
+        return self.layout.model_cache_dir
 
     @classmethod
     def from_env(cls) -> ArtifactStore:

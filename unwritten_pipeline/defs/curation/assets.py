@@ -21,10 +21,8 @@ from unwritten_pipeline.lib.curation.splits import SPLITS, build_splits, write_s
 from unwritten_pipeline.lib.curation.validate import (
     earlier_accepted_hashes,
     validate_partition,
-    validated_dir,
     write_validation,
 )
-from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.generation.partition import partition_content_version
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
@@ -71,7 +69,7 @@ def validated_samples(
         t: s.min_quality for t, s in llm.load_profile().types.items()
     } | config.min_quality
     rules = ValidationRules(min_quality=thresholds, capacity_tolerance=config.capacity_tolerance)
-    batch_dir = partition_dir(store.root, data_type, date)
+    batch_dir = store.layout.batches_dir(data_type, date)
     result = validate_partition(
         batch_dir,
         data_type=data_type,
@@ -85,7 +83,7 @@ def validated_samples(
         context.log.warning(
             f"no batch files in {batch_dir}; materialize llm_batches {context.partition_key} first"
         )
-    out_dir = validated_dir(store.root, data_type, date)
+    out_dir = store.layout.validated_dir(data_type, date)
     version = write_validation(
         out_dir,
         result,
@@ -159,7 +157,7 @@ def training_splits(
     result = build_splits(store.root, ratios, config.min_quality)
     if not result.rows:
         raise dg.Failure(
-            description=f"no accepted samples under {store.root / 'validated'}; materialize validated_samples first"
+            description=f"no accepted samples under {store.layout.validated_root}; materialize validated_samples first"
         )
     partitions = [
         {
@@ -170,7 +168,7 @@ def training_splits(
         }
         for p in result.partitions
     ]
-    out_dir = store.root / "training_splits"
+    out_dir = store.layout.splits_dir
     version = write_splits(
         out_dir,
         result,

@@ -25,6 +25,7 @@ from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 
 GROUP = "export"
 PARITY = "parity"
@@ -78,9 +79,9 @@ def personality_tflite(
         cache = load_cache(store.soft_label_root)
     except (RecipeError, SourceError) as exc:
         raise dg.Failure(description=str(exc)) from exc
-    out_dir = store.root / "exports" / "personality"
-    paths = export_personality(store.root / "personality_model", out_dir, recipes)
-    model, _ = load_deployment(store.root / "personality_model")
+    out_dir = store.layout.export_dir("personality")
+    paths = export_personality(store.layout.model_dir(PERSONALITY_MODEL), out_dir, recipes)
+    model, _ = load_deployment(store.layout.model_dir(PERSONALITY_MODEL))
     embeddings = cache.embeddings[-config.parity_samples :].astype(np.float32)
     results = {r: personality_parity(model, TFLiteRunner(p), embeddings) for r, p in paths.items()}
     shipped = results[config.recipe]
@@ -153,9 +154,11 @@ def multitask_tflite(
         ]
     except RecipeError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    out_dir = store.root / "exports" / "multitask"
-    paths = export_multitask(store.root / "multitask_model", out_dir, recipes, config.max_length)
-    module, tokenizer, _ = multitask_module(store.root / "multitask_model")
+    out_dir = store.layout.export_dir("multitask")
+    paths = export_multitask(
+        store.layout.model_dir(MULTITASK_MODEL), out_dir, recipes, config.max_length
+    )
+    module, tokenizer, _ = multitask_module(store.layout.model_dir(MULTITASK_MODEL))
     inputs = tokenize(tokenizer, _validation_texts(store, config.parity_samples), config.max_length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     shipped = results[config.recipe]
@@ -208,7 +211,7 @@ def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
     """Validation-split texts, topped up with the fixed probes when the split is small."""
     import pandas as pd
 
-    path = store.root / "training_splits" / "validation.parquet"
+    path = store.layout.splits_dir / "validation.parquet"
     texts = pd.read_parquet(path)["text"].tolist()[:limit] if path.is_file() else []
     return (
         texts + read_json(store.inputs / "probe_texts.json")["texts"][: max(0, limit - len(texts))]
@@ -242,20 +245,20 @@ def model_release(
     texts differ from the shipped release's by less than `max_probe_difference` on average (the
     first release always does) or when `approve` is set. `unwritten verify-release <dir>` rechecks it.
     """
-    exports = store.root / "exports"
+    exports = store.layout.exports_dir
     personality_cfg = read_json(exports / "personality" / "model_config.json")
     multitask_cfg = read_json(exports / "multitask" / "model_config.json")
     personality_file = shipped_path(context, "personality_tflite")
     multitask_file = shipped_path(context, "multitask_tflite")
     texts = read_json(store.inputs / "probe_texts.json")["texts"]
-    tokenizer = load_tokenizer(store.root / "multitask_model")
+    tokenizer = load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
     dim, length = personality_cfg["input"]["shape"][1], multitask_cfg["input_length"]
     candidate = probe_outputs(personality_file, multitask_file, tokenizer, texts, dim, length)
     interface = {
         "personality": {k: personality_cfg[k] for k in ("input", "outputs", "token_labels")},
         "multitask": {k: multitask_cfg[k] for k in ("inputs", "outputs", "labels")},
     }
-    releases = store.root / "releases"
+    releases = store.layout.releases_dir
     shipped = latest_release(releases)
     if shipped is None:
         difference, passed = 0.0, True
@@ -337,7 +340,7 @@ def _same_interface(release, interface: dict) -> bool:
 
 
 def _benchmark(store: ArtifactStore) -> dict:
-    path = store.root / "reports" / "benchmark_report.json"
+    path = store.layout.benchmark_report_json
     if not path.is_file():
         return {}
     report = read_json(path)
@@ -375,9 +378,9 @@ def _lineage(context: dg.AssetExecutionContext, store: ArtifactStore) -> dict:
                 "code_version": tags.get("dagster/code_version"),
                 "run_id": event.run_id,
             }
-    personality = read_json(store.root / "personality_model" / "config.json")
-    multitask = read_json(store.root / "multitask_model" / "multitask_config.json")
-    splits = read_json(store.root / "training_splits" / "lineage.json")
+    personality = read_json(store.layout.model_dir(PERSONALITY_MODEL) / "config.json")
+    multitask = read_json(store.layout.model_dir(MULTITASK_MODEL) / "multitask_config.json")
+    splits = read_json(store.layout.splits_dir / "lineage.json")
     return {
         "assets": assets,
         "training_splits_version": splits["data_version"],

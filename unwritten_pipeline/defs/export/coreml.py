@@ -19,6 +19,7 @@ from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 
 GROUP = "export"
 
@@ -56,12 +57,12 @@ def personality_coreml(
     (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by running the
     decompressed weights in PyTorch; prediction and updates themselves need Apple hardware.
     """
-    model, config_json = load_deployment(store.root / "personality_model")
+    model, config_json = load_deployment(store.layout.model_dir(PERSONALITY_MODEL))
     try:
         cache = load_cache(store.soft_label_root)
     except SourceError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    out_dir = store.root / "exports" / "coreml"
+    out_dir = store.layout.export_dir("coreml")
     dim = config_json["model"]["encoder_dim"]
     metadata = {
         "token_labels": json.dumps(config_json["tokens"]),
@@ -132,11 +133,11 @@ def multitask_coreml(
 ) -> dg.MaterializeResult:
     """The merged multi-task model as a Core ML ML Program (fp16, iOS 17): inputs input_ids /
     attention_mask (int32, 1 × 128), one output per head."""
-    module, _, config = multitask_module(store.root / "multitask_model")
+    module, _, config = multitask_module(store.layout.model_dir(MULTITASK_MODEL))
     path = multitask_program(
         module,
         128,
-        store.root / "exports" / "coreml" / "multitask_fp16.mlpackage",
+        store.layout.export_dir("coreml") / "multitask_fp16.mlpackage",
         {
             "heads": json.dumps([h["name"] for h in config["heads"]]),
             "encoder": config["model"]["encoder"],

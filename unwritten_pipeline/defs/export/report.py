@@ -19,6 +19,7 @@ from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.fusechat import load_cache
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 
 
 class BenchmarkConfig(dg.Config):
@@ -43,12 +44,12 @@ def benchmark_report(
     """Per exported model: size, LiteRT latency (mean/median/p95/p99 at 1 and 2 threads after warm-up),
     peak memory, float-vs-quantized accuracy on the test data, and the DOMAIN.md target table
     with pass/fail. Written as `reports/benchmark_report.json` and `.md`."""
-    exports = store.root / "exports"
+    exports = store.layout.exports_dir
     shipped = {
         name: shipped_path(context, f"{name}_tflite") for name in ("personality", "multitask")
     }
     floats = {name: exports / name / f"{name}_float.tflite" for name in shipped}
-    tokenizer = load_tokenizer(store.root / "multitask_model")
+    tokenizer = load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
     length = 128
     sample_text = tokenize(tokenizer, ["I can't believe you remembered my birthday!"], length)
     cache = load_cache(store.soft_label_root)
@@ -77,7 +78,7 @@ def benchmark_report(
     }
     test = {
         k: v[: config.accuracy_samples]
-        for k, v in load_split_examples(store.root / "training_splits")["test"].items()
+        for k, v in load_split_examples(store.layout.splits_dir)["test"].items()
     }
     report["models"]["multitask"]["accuracy"] = {
         "float": multitask_accuracy(floats["multitask"], tokenizer, test, length),
@@ -95,7 +96,7 @@ def benchmark_report(
         dict(zip(("metric", "measured", "target", "must", "result"), r)) for r in rows
     ]
     markdown = _markdown(report, rows)
-    out = store.root / "reports"
+    out = store.layout.reports_dir
     write_json_atomic(out / "benchmark_report.json", report)
     write_bytes_atomic(out / "benchmark_report.md", markdown.encode())
     png = latency_png(latencies)

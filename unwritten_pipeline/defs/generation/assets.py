@@ -2,7 +2,7 @@ import dagster as dg
 from pydantic import Field
 
 from unwritten_pipeline.defs.generation.partitions import generation_partitions
-from unwritten_pipeline.lib.generation.batches import BatchFileError, partition_dir
+from unwritten_pipeline.lib.generation.batches import BatchFileError
 from unwritten_pipeline.lib.generation.partition import (
     generate_partition,
     partition_content_version,
@@ -85,7 +85,7 @@ def llm_batches(
         raise dg.Failure(description=str(exc)) from exc
     finally:
         backend.close()
-    directory = partition_dir(store.root, data_type, date)
+    directory = store.layout.batches_dir(data_type, date)
     return dg.MaterializeResult(
         metadata=_metadata(report, directory, profile.name),
         data_version=dg.DataVersion(partition_content_version(directory)),

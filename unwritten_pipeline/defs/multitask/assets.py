@@ -14,6 +14,7 @@ from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, EncoderError
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 
 
 class MultiTaskModelConfig(dg.Config):
@@ -54,7 +55,7 @@ def multitask_model(
     merged/ (LoRA merged into the encoder, ready for export, with tokenizer), tokenizer/,
     multitask_config.json, metrics.json. Test metrics sit beside trivial baselines.
     """
-    splits_dir = store.root / "training_splits"
+    splits_dir = store.layout.splits_dir
     lineage_path = splits_dir / "lineage.json"
     if not lineage_path.is_file():
         raise dg.Failure(
@@ -82,7 +83,7 @@ def multitask_model(
         max_length=config.max_length,
         seed=config.seed,
     )
-    out_dir = store.root / "multitask_model"
+    out_dir = store.layout.model_dir(MULTITASK_MODEL)
     try:
         run = train_from_splits(
             splits_dir, out_dir, model_config, train_config, lineage=lineage, log=context.log.info

@@ -24,6 +24,7 @@ from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.lib.storage.layout import PERSONALITY_MODEL
 
 GROUP = "personality"
 
@@ -198,7 +199,7 @@ def personality_model(
     run_key = hashlib.sha256(
         json.dumps([cache.metadata["data_version"], config.model_dump()]).encode()
     ).hexdigest()[:16]
-    out_dir = store.root / "personality_model"
+    out_dir = store.layout.model_dir(PERSONALITY_MODEL)
     torch_seed(config.seed)
     model = PersonalityModel(
         PersonalityConfig(encoder_dim=dim, num_tokens=len(cache.metadata["tokens"]))

@@ -20,6 +20,7 @@ from unwritten_pipeline.lib.curation.rules import QUALITY_FIELD
 from unwritten_pipeline.lib.curation.validate import ACCEPTED_FILE, SUMMARY_FILE, read_jsonl
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.layout import Layout
 
 SPLITS = ("train", "validation", "test")
 COLUMNS = (
@@ -77,7 +78,7 @@ class SplitsResult:
 def collect_partitions(data_root: Path) -> list[PartitionInput]:
     partitions = []
     for data_type in DATA_TYPES:
-        type_dir = data_root / "validated" / data_type
+        type_dir = Layout(data_root).validated_type_dir(data_type)
         for day_dir in sorted(type_dir.iterdir()) if type_dir.is_dir() else []:
             summary_path = day_dir / SUMMARY_FILE
             if summary_path.is_file():
@@ -102,7 +103,9 @@ def build_splits(
     result = SplitsResult(rows=[], partitions=partitions)
     seen: set[str] = set()
     for part in partitions:
-        for row in read_jsonl(data_root / "validated" / part.data_type / part.date / ACCEPTED_FILE):
+        for row in read_jsonl(
+            Layout(data_root).validated_dir(part.data_type, part.date) / ACCEPTED_FILE
+        ):
             sample, meta = row["sample"], row["meta"]
             if meta["normalized_hash"] in seen:  # validated out of date order: keep the first
                 result.dropped_duplicates += 1

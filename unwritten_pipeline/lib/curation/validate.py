@@ -24,6 +24,7 @@ from unwritten_pipeline.lib.curation.rules import (
 from unwritten_pipeline.lib.generation.batches import BatchFileError, read_batch
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.layout import Layout
 
 ACCEPTED_FILE = "accepted.jsonl"
 REJECTED_FILE = "rejected.jsonl"
@@ -31,7 +32,7 @@ SUMMARY_FILE = "summary.json"
 
 
 def validated_dir(data_root: Path, data_type: str, date: str) -> Path:
-    return data_root / "validated" / data_type / date
+    return Layout(data_root).validated_dir(data_type, date)
 
 
 @dataclass
@@ -240,7 +241,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def earlier_accepted_hashes(data_root: Path, data_type: str, date: str) -> set[str]:
     """Normalized hashes of samples accepted for this type on dates before `date`."""
     hashes: set[str] = set()
-    type_dir = data_root / "validated" / data_type
+    type_dir = Layout(data_root).validated_type_dir(data_type)
     for day_dir in sorted(type_dir.iterdir()) if type_dir.is_dir() else []:
         if day_dir.name < date:
             hashes.update(

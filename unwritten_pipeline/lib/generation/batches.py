@@ -13,6 +13,7 @@ from typing import Any
 
 from unwritten_pipeline.lib.generation.schemas import MASTER_TRUTHS_VERSION
 from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.storage.layout import Layout
 
 SCHEMA_FAILURES_FILE = "schema_failures.jsonl"
 
@@ -22,7 +23,7 @@ class BatchFileError(ValueError):
 
 
 def partition_dir(data_root: Path, data_type: str, date: str) -> Path:
-    return data_root / "llm_batches" / data_type / date
+    return Layout(data_root).batches_dir(data_type, date)
 
 
 def batch_path(directory: Path, batch_number: int) -> Path:

@@ -1,0 +1,90 @@
+"""Where every artifact lives under the data root: the one owner of artifact paths.
+
+Assets, the CLI, scripts and tests reach these locations through
+`ArtifactStore.layout` (or `Layout(root)` outside Dagster); no other module spells a
+folder name under the data root.
+
+```
+<root>/llm_batches/<data_type>/<date>/batch_NNNN.json   generation
+<root>/validated/<data_type>/<date>/                    curation (accepted/rejected/summary)
+<root>/training_splits/                                 train/validation/test + lineage.json
+<root>/fusechat_soft_labels/                            soft-label cache
+<root>/personality_model/   <root>/multitask_model/     trained models
+<root>/exports/<name>/                                  LiteRT / Core ML exports
+<root>/reports/                                         benchmark report
+<root>/releases/<version>/  <root>/releases/latest.json releases
+<root>/models/                                          downloaded model cache
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Model folder names are also the asset names that write them.
+PERSONALITY_MODEL = "personality_model"
+MULTITASK_MODEL = "multitask_model"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    # generation and curation
+    def batches_dir(self, data_type: str, date: str) -> Path:
+        return self.root / "llm_batches" / data_type / date
+
+    @property
+    def validated_root(self) -> Path:
+        return self.root / "validated"
+
+    def validated_type_dir(self, data_type: str) -> Path:
+        return self.validated_root / data_type
+
+    def validated_dir(self, data_type: str, date: str) -> Path:
+        return self.validated_type_dir(data_type) / date
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "training_splits"
+
+    # models
+    @property
+    def soft_labels_dir(self) -> Path:
+        return self.root / "fusechat_soft_labels"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / name
+
+    # exports, reports, releases
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    def export_dir(self, name: str) -> Path:
+        return self.exports_dir / name
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def benchmark_report_json(self) -> Path:
+        return self.reports_dir / "benchmark_report.json"
+
+    @property
+    def benchmark_report_md(self) -> Path:
+        return self.reports_dir / "benchmark_report.md"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def latest_release_pointer(self) -> Path:
+        return self.releases_dir / "latest.json"
