@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast check ui ui-check bench clean
+.PHONY: setup demo test test-fast lint check ui ui-check bench clean
 
 setup:
 	./scripts/setup.sh
@@ -14,10 +14,15 @@ demo: setup
 
 ## Set up, then run the whole test suite.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast:
 	$(PY) -m pytest -m "not slow"
+
+## ruff: formatting and lint rules of pyproject.toml (CI runs this before the tests).
+lint:
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 ## Is the configured LLM backend reachable, are its models there?
 check:
