@@ -14,3 +14,16 @@ def folder_version(paths: list[Path]) -> str:
     for path in sorted(paths):
         digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def seed_examples_version(directory: Path) -> str:
+    return folder_version(list(directory.glob("*.json")))
+
+
+def probe_texts_version(path: Path) -> str:
+    return folder_version([path])
+
+
+def tokens_version(sha256: str) -> str:
+    """The token list's data version: a prefix of its hash (the full hash travels in metadata)."""
+    return sha256[:24]

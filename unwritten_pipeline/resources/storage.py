@@ -42,6 +42,10 @@ class ArtifactStore(dg.ConfigurableResource):
         return self.inputs / "personality-tokens.json"
 
     @property
+    def probe_texts_path(self) -> Path:
+        return self.inputs / "probe_texts.json"
+
+    @property
     def soft_label_root(self) -> Path:
         return self.layout.soft_labels_dir
 

@@ -9,20 +9,21 @@
 
 import dagster as dg
 
-from unwritten_pipeline.lib.inputs import folder_version
+from unwritten_pipeline.lib.inputs import probe_texts_version, seed_examples_version, tokens_version
 from unwritten_pipeline.lib.personality.tokens import TokenFileError, load_tokens
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 def input_versions(store: ArtifactStore, fusechat: FuseChatSourceResource) -> dict[str, str]:
+    """The data version of every observed input, as its observable source asset reports it."""
     versions = {
-        "seed_examples": folder_version(list(store.seed_examples_dir.glob("*.json"))),
-        "probe_texts": folder_version([store.inputs / "probe_texts.json"]),
+        "seed_examples": seed_examples_version(store.seed_examples_dir),
+        "probe_texts": probe_texts_version(store.probe_texts_path),
         "fusechat_source": fusechat.open(store.inputs).identity(),
     }
     try:
-        versions["personality_tokens"] = load_tokens(store.tokens_path).sha256[:24]
+        versions["personality_tokens"] = tokens_version(load_tokens(store.tokens_path).sha256)
     except TokenFileError:
         pass  # a broken token file is reported by the asset that reads it, not observed as a version
     return versions

@@ -19,13 +19,13 @@ from unwritten_pipeline.lib.export.lineage import lineage_markdown
 from unwritten_pipeline.lib.export.parity import multitask_parity, personality_parity, tokenize
 from unwritten_pipeline.lib.export.release import ReleaseError, build_release, latest_release
 from unwritten_pipeline.lib.export.tflite import RECIPES, RecipeError, TFLiteRunner, check_recipe
-from unwritten_pipeline.lib.inputs import folder_version
+from unwritten_pipeline.lib.inputs import probe_texts_version
 from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
-from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
+from unwritten_pipeline.resources.storage import ArtifactStore
 
 GROUP = "export"
 PARITY = "parity"
@@ -35,7 +35,7 @@ PARITY = "parity"
 def probe_texts(store: ArtifactStore) -> dg.ObserveResult:
     """Fixed probe texts (`data/probe_texts.json`) for parity top-up and the release comparison."""
     return dg.ObserveResult(
-        data_version=dg.DataVersion(folder_version([store.inputs / "probe_texts.json"]))
+        data_version=dg.DataVersion(probe_texts_version(store.probe_texts_path))
     )
 
 
@@ -214,7 +214,7 @@ def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
     path = store.layout.splits_dir / "validation.parquet"
     texts = pd.read_parquet(path)["text"].tolist()[:limit] if path.is_file() else []
     return (
-        texts + read_json(store.inputs / "probe_texts.json")["texts"][: max(0, limit - len(texts))]
+        texts + read_json(store.probe_texts_path)["texts"][: max(0, limit - len(texts))]
     )
 
 
@@ -250,7 +250,7 @@ def model_release(
     multitask_cfg = read_json(exports / "multitask" / "model_config.json")
     personality_file = shipped_path(context, "personality_tflite")
     multitask_file = shipped_path(context, "multitask_tflite")
-    texts = read_json(store.inputs / "probe_texts.json")["texts"]
+    texts = read_json(store.probe_texts_path)["texts"]
     tokenizer = load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
     dim, length = personality_cfg["input"]["shape"][1], multitask_cfg["input_length"]
     candidate = probe_outputs(personality_file, multitask_file, tokenizer, texts, dim, length)

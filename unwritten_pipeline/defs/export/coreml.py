@@ -18,8 +18,8 @@ from unwritten_pipeline.lib.export.coreml import (
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
 from unwritten_pipeline.lib.storage.files import sha256_file
-from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
+from unwritten_pipeline.resources.storage import ArtifactStore
 
 GROUP = "export"
 

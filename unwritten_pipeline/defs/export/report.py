@@ -18,8 +18,8 @@ from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.fusechat import load_cache
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
-from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
+from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 class BenchmarkConfig(dg.Config):

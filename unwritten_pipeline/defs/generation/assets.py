@@ -10,7 +10,7 @@ from unwritten_pipeline.lib.generation.partition import (
     with_overrides,
 )
 from unwritten_pipeline.lib.generation.runner import GenerationFailedError, GenerationReport
-from unwritten_pipeline.lib.inputs import folder_version
+from unwritten_pipeline.lib.inputs import seed_examples_version
 from unwritten_pipeline.lib.llm.base import LLMUnavailableError, ModelNotAvailableError
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
@@ -19,9 +19,9 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 @dg.observable_source_asset(group_name="generation")
 def seed_examples(store: ArtifactStore) -> dg.ObserveResult:
     """Few-shot examples per data type (`data/seed_examples/*.json`); version = content hash."""
-    files = sorted(store.seed_examples_dir.glob("*.json"))
     return dg.ObserveResult(
-        data_version=dg.DataVersion(folder_version(files)), metadata={"files": len(files)}
+        data_version=dg.DataVersion(seed_examples_version(store.seed_examples_dir)),
+        metadata={"files": len(list(store.seed_examples_dir.glob("*.json")))},
     )
 
 

@@ -13,8 +13,8 @@ from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError, train_
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, EncoderError
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
-from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
+from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 class MultiTaskModelConfig(dg.Config):

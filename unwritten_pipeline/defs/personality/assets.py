@@ -7,6 +7,7 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.lib.curation.analysis import png_markdown
+from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
     SourceError,
@@ -21,10 +22,10 @@ from unwritten_pipeline.lib.personality.model import PersonalityConfig, Personal
 from unwritten_pipeline.lib.personality.tokens import TokenFileError, load_tokens
 from unwritten_pipeline.lib.personality.train import TrainConfig, train
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.layout import PERSONALITY_MODEL
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import ArtifactStore
-from unwritten_pipeline.lib.storage.layout import PERSONALITY_MODEL
 
 GROUP = "personality"
 
@@ -37,7 +38,7 @@ def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
     except TokenFileError as exc:
         raise dg.Failure(description=str(exc)) from exc
     return dg.ObserveResult(
-        data_version=dg.DataVersion(tokens.sha256[:24]),
+        data_version=dg.DataVersion(tokens_version(tokens.sha256)),
         metadata={
             "tokens": len(tokens),
             "sha256": tokens.sha256,
