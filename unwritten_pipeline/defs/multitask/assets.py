@@ -5,37 +5,43 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
 from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError, train_from_splits
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
-from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, EncoderError
+from unwritten_pipeline.lib.personality.embeddings import EncoderError
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 class MultiTaskModelConfig(dg.Config):
+    """Run config of multitask_model; defaults and meaning live in MultiTaskConfig and
+    MultiTaskTrainConfig (lib/multitask)."""
+
     encoder: str = Field(
-        default=DEFAULT_ENCODER, description="packaged name, local folder or Hugging Face id"
+        default=MultiTaskConfig.encoder,
+        description="packaged name, local folder or Hugging Face id",
     )
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
+    lora_r: int = MultiTaskConfig.lora_r
+    lora_alpha: int = MultiTaskConfig.lora_alpha
+    lora_dropout: float = MultiTaskConfig.lora_dropout
     target_modules: list[str] | None = Field(
         default=None, description="default: the attention query/value projections"
     )
     full_finetune: bool = Field(
-        default=False, description="train every encoder weight instead of a LoRA adapter"
+        default=MultiTaskConfig.full_finetune,
+        description="train every encoder weight instead of a LoRA adapter",
     )
-    epochs: int = 3
-    batch_size: int = 16
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    max_length: int = 128
-    seed: int = 0
+    epochs: int = MultiTaskTrainConfig.epochs
+    batch_size: int = MultiTaskTrainConfig.batch_size
+    lr: float = MultiTaskTrainConfig.lr
+    weight_decay: float = MultiTaskTrainConfig.weight_decay
+    max_length: int = MultiTaskConfig.max_length
+    seed: int = MultiTaskTrainConfig.seed
 
 
 @dg.asset(
@@ -48,8 +54,9 @@ class MultiTaskModelConfig(dg.Config):
 def multitask_model(
     context: dg.AssetExecutionContext, config: MultiTaskModelConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
-    """One text encoder with a LoRA adapter and eight heads — personality, sentiment, relationship,
-    quality, emotional_capacity, tension_potential, authenticity, hook_value — trained on training_splits.
+    """One text encoder with a LoRA adapter and eight heads — personality, sentiment,
+    relationship, quality, emotional_capacity, tension_potential, authenticity, hook_value —
+    trained on training_splits.
 
     Files under `<data_root>/multitask_model/`: adapter/ + heads.safetensors (the trained parts),
     merged/ (LoRA merged into the encoder, ready for export, with tokenizer), tokenizer/,
@@ -66,23 +73,9 @@ def multitask_model(
         "training_splits_version": splits_lineage["data_version"],
         "partitions": [p["partition_key"] for p in splits_lineage.get("partitions", [])],
     }
-    model_config = MultiTaskConfig(
-        encoder=config.encoder,
-        lora_r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=tuple(config.target_modules) if config.target_modules else None,
-        max_length=config.max_length,
-        full_finetune=config.full_finetune,
-    )
-    train_config = MultiTaskTrainConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        max_length=config.max_length,
-        seed=config.seed,
-    )
+    values = config.model_dump()
+    model_config = dataclass_from(MultiTaskConfig, values)
+    train_config = dataclass_from(MultiTaskTrainConfig, values)
     out_dir = store.layout.model_dir(MULTITASK_MODEL)
     try:
         run = train_from_splits(

@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.curation.analysis import png_markdown
 from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
@@ -32,7 +33,9 @@ GROUP = "personality"
 
 @dg.observable_source_asset(group_name=GROUP)
 def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
-    """The 325 ordered personality tokens (`data/personality-tokens.json`); version = hash of the list."""
+    """The 325 ordered personality tokens (`data/personality-tokens.json`).
+
+    Version = hash of the list."""
     try:
         tokens = load_tokens(store.tokens_path)
     except TokenFileError as exc:
@@ -78,7 +81,8 @@ def fusechat_soft_labels(
     embeddings: EmbeddingResource,
     fusechat: FuseChatSourceResource,
 ) -> dg.MaterializeResult:
-    """Soft personality labels for FuseChat human turns: softmax(cos(text, token) / T) over the 325 tokens.
+    """Soft personality labels for FuseChat human turns: softmax(cos(text, token) / T) over
+    the 325 tokens.
 
     Files (a complete version directory, then `current.json` points at it):
     embeddings.npy (N×d), token_embeddings.npy (325×d), targets.npy (N×325),
@@ -145,13 +149,15 @@ def fusechat_soft_labels(
 
 
 class PersonalityTrainConfig(dg.Config):
-    epochs: int = 3
-    batch_size: int = 256
-    lr: float = 3e-4
-    weight_decay: float = 1e-2
-    val_fraction: float = 0.05
-    log_every: int = 50
-    seed: int = 0
+    """Run config of personality_model; defaults and meaning live in TrainConfig (lib)."""
+
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    weight_decay: float = TrainConfig.weight_decay
+    val_fraction: float = TrainConfig.val_fraction
+    log_every: int = TrainConfig.log_every
+    seed: int = TrainConfig.seed
     encoder_dim: int | None = Field(
         default=None, description="expected cache embedding size; checked when set"
     )
@@ -183,20 +189,13 @@ def personality_model(
     if config.encoder_dim is not None and config.encoder_dim != dim:
         raise dg.Failure(
             description=(
-                f"encoder_dim={config.encoder_dim} (personality_model config) disagrees with the cache: "
+                f"encoder_dim={config.encoder_dim} (personality_model config) disagrees with the "
+                "cache: "
                 f"{store.soft_label_root / 'current.json'} points at {dim}-d embeddings from "
                 f"{cache.metadata['encoder']['name']}"
             )
         )
-    train_config = TrainConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        val_fraction=config.val_fraction,
-        log_every=config.log_every,
-        seed=config.seed,
-    )
+    train_config = dataclass_from(TrainConfig, config.model_dump())
     run_key = hashlib.sha256(
         json.dumps([cache.metadata["data_version"], config.model_dump()]).encode()
     ).hexdigest()[:16]
