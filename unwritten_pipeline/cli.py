@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from unwritten_pipeline.lib.llm.base import LLMError
+from unwritten_pipeline.lib.storage.files import read_json
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL, Layout
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
@@ -126,7 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _latest_release(layout: Layout) -> str:
     pointer = layout.latest_release_pointer
-    return json.loads(pointer.read_text())["path"] if pointer.is_file() else "none shipped"
+    return read_json(pointer)["path"] if pointer.is_file() else "none shipped"
 
 
 def _demo_summary(layout: Layout, date: str, types: list[str]) -> str:
@@ -141,7 +142,7 @@ def _demo_summary(layout: Layout, date: str, types: list[str]) -> str:
         if not path.is_file():
             lines.append(f"{data_type:<24}{'-':>9}{'-':>9}{'-':>11}")
             continue
-        summary = json.loads(path.read_text())
+        summary = read_json(path)
         top = next(iter(summary["rejects_by_reason"]), "-")
         lines.append(
             f"{data_type:<24}{summary['accepted']:>9}{summary['rejected']:>9}"
@@ -158,7 +159,7 @@ def cmd_verify_release(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"FAIL  {problem}")
     if not problems:
-        manifest = json.loads((Path(args.directory) / "manifest.json").read_text())
+        manifest = read_json(Path(args.directory) / "manifest.json")
         print(
             f"OK    release {manifest['version']}: {len(manifest['files'])} files match manifest.json"
         )

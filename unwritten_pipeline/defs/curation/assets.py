@@ -12,7 +12,6 @@ from unwritten_pipeline.defs.generation.partitions import generation_partitions
 from unwritten_pipeline.lib.curation.analysis import (
     counter_table,
     plot_png,
-    png_markdown,
     quality_distribution,
     quality_table,
 )
@@ -25,6 +24,7 @@ from unwritten_pipeline.lib.curation.validate import (
 )
 from unwritten_pipeline.lib.generation.partition import partition_content_version
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.lib.report import png_markdown
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore

@@ -7,13 +7,11 @@ from pydantic import Field
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import personality_model, personality_tokens
-from unwritten_pipeline.lib.curation.analysis import markdown_table
 from unwritten_pipeline.lib.export.bundle import (
     export_multitask,
     export_personality,
     multitask_module,
     probe_outputs,
-    read_json,
 )
 from unwritten_pipeline.lib.export.lineage import lineage_markdown
 from unwritten_pipeline.lib.export.parity import multitask_parity, personality_parity, tokenize
@@ -23,7 +21,8 @@ from unwritten_pipeline.lib.inputs import probe_texts_version
 from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
-from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
+from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -213,9 +212,7 @@ def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
 
     path = store.layout.splits_dir / "validation.parquet"
     texts = pd.read_parquet(path)["text"].tolist()[:limit] if path.is_file() else []
-    return (
-        texts + read_json(store.probe_texts_path)["texts"][: max(0, limit - len(texts))]
-    )
+    return texts + read_json(store.probe_texts_path)["texts"][: max(0, limit - len(texts))]
 
 
 class ReleaseConfig(dg.Config):

@@ -4,7 +4,6 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite, shipped_path
-from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.export.benchmark import (
     latency,
     latency_png,
@@ -17,6 +16,7 @@ from unwritten_pipeline.lib.export.parity import tokenize
 from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.fusechat import load_cache
+from unwritten_pipeline.lib.report import markdown_table, png_markdown
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore

@@ -12,6 +12,7 @@ from unwritten_pipeline.lib.generation.partition import (
 from unwritten_pipeline.lib.generation.runner import GenerationFailedError, GenerationReport
 from unwritten_pipeline.lib.inputs import seed_examples_version
 from unwritten_pipeline.lib.llm.base import LLMUnavailableError, ModelNotAvailableError
+from unwritten_pipeline.lib.report import markdown_table
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -125,11 +126,7 @@ def _metadata(report: GenerationReport, directory, profile: str) -> dict:
 def _preview_table(samples: list[dict]) -> str:
     if not samples:
         return "_no samples_"
-    columns = list(samples[0])[:6]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for sample in samples:
-        cells = [
-            str(sample.get(c, "")).replace("|", "\\|").replace("\n", " ")[:80] for c in columns
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    columns = tuple(samples[0])[:6]
+    return markdown_table(
+        columns, [tuple(str(s.get(c, ""))[:80] for c in columns) for s in samples]
+    )

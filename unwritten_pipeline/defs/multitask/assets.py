@@ -1,19 +1,17 @@
-import json
-
 import dagster as dg
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.lib.config import dataclass_from
-from unwritten_pipeline.lib.curation.analysis import markdown_table, png_markdown
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
 from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError, train_from_splits
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
 from unwritten_pipeline.lib.personality.embeddings import EncoderError
-from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
+from unwritten_pipeline.lib.report import markdown_table, png_markdown
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_bytes_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -68,7 +66,7 @@ def multitask_model(
         raise dg.Failure(
             description=f"{lineage_path} does not exist; materialize training_splits first"
         )
-    splits_lineage = json.loads(lineage_path.read_text())
+    splits_lineage = read_json(lineage_path)
     lineage = {
         "training_splits_version": splits_lineage["data_version"],
         "partitions": [p["partition_key"] for p in splits_lineage.get("partitions", [])],

@@ -7,7 +7,6 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.lib.config import dataclass_from
-from unwritten_pipeline.lib.curation.analysis import png_markdown
 from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
@@ -22,7 +21,13 @@ from unwritten_pipeline.lib.personality.fusechat import (
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 from unwritten_pipeline.lib.personality.tokens import TokenFileError, load_tokens
 from unwritten_pipeline.lib.personality.train import TrainConfig, train
-from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.report import png_markdown
+from unwritten_pipeline.lib.storage.files import (
+    read_json,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from unwritten_pipeline.lib.storage.layout import PERSONALITY_MODEL
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
@@ -128,7 +133,7 @@ def fusechat_soft_labels(
         directory, built = publish_cache(store.soft_label_root, version, build)
     except SourceError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata = read_json(directory / "metadata.json")
     if not built:
         context.log.info(f"cache {version} already complete at {directory}; reused")
     return dg.MaterializeResult(

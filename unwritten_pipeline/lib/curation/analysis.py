@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 
 from unwritten_pipeline.lib.curation.validate import PartitionValidation
-from unwritten_pipeline.lib.plots import new_figure, png_bytes
+from unwritten_pipeline.lib.report import markdown_table, new_figure, png_bytes
 
 QUALITY_BANDS = (
     ("excellent", 0.9, 1.01),
@@ -24,12 +23,6 @@ def quality_distribution(qualities: list[float]) -> dict[str, int]:
         band = next(name for name, low, high in QUALITY_BANDS if low <= q < high)
         counts[band] += 1
     return {name: counts.get(name, 0) for name, _, _ in QUALITY_BANDS}
-
-
-def markdown_table(header: tuple[str, ...], rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) if rows else "_none_"
 
 
 def quality_table(distribution: dict[str, int]) -> str:
@@ -66,7 +59,3 @@ def plot_png(result: PartitionValidation, distribution: dict[str, int]) -> bytes
     right.set_title(f"rejects by reason (pass rate {100 * result.pass_rate:.0f}%)")
     fig.suptitle(f"{result.data_type} {result.date}")
     return png_bytes(fig)
-
-
-def png_markdown(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -19,7 +19,7 @@ from unwritten_pipeline.lib.curation.normalize import primary_text
 from unwritten_pipeline.lib.curation.rules import QUALITY_FIELD
 from unwritten_pipeline.lib.curation.validate import ACCEPTED_FILE, SUMMARY_FILE, read_jsonl
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
-from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.files import read_json, write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 
 SPLITS = ("train", "validation", "test")
@@ -82,7 +82,7 @@ def collect_partitions(data_root: Path) -> list[PartitionInput]:
         for day_dir in sorted(type_dir.iterdir()) if type_dir.is_dir() else []:
             summary_path = day_dir / SUMMARY_FILE
             if summary_path.is_file():
-                summary = json.loads(summary_path.read_text())
+                summary = read_json(summary_path)
                 partitions.append(
                     PartitionInput(
                         data_type,

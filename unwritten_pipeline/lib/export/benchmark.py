@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from unwritten_pipeline.lib.export.tflite import TFLiteRunner
-from unwritten_pipeline.lib.plots import new_figure, png_bytes
+from unwritten_pipeline.lib.report import new_figure, png_bytes
 
 # DOMAIN.md targets for the model the app runs (the multi-task model): (target, must).
 TARGETS = {

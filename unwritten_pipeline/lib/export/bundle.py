@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +127,3 @@ def probe_outputs(
             else value / head.scale
         )
     return np.concatenate([p.reshape(-1) for p in parts])
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())

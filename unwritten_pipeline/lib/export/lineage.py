@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from unwritten_pipeline.lib.export.release import released_versions
+from unwritten_pipeline.lib.storage.files import read_json
 
 
 class LineageError(LookupError):
@@ -23,7 +23,7 @@ def find_release(releases: Path, key: str) -> tuple[Path, str | None]:
         )
     for major, minor, patch in reversed(released_versions(releases)):
         directory = releases / f"v{major}.{minor}.{patch}"
-        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest = read_json(directory / "manifest.json")
         for name, entry in manifest["files"].items():
             if entry["sha256"].startswith(key.lower()):
                 return directory, name
@@ -33,7 +33,7 @@ def find_release(releases: Path, key: str) -> tuple[Path, str | None]:
 
 
 def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]:
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = read_json(directory / "manifest.json")
     lineage = manifest["lineage"]
     lines = [
         f"release {manifest['version']}  {directory}  (shipped: {manifest['promoted']}, created {manifest['created']})"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from unwritten_pipeline.lib.storage.files import sha256_file, write_json_atomic
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 
 VERSION_DIR = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
@@ -26,7 +26,7 @@ def released_versions(root: Path) -> list[tuple[int, int, int]]:
 
 def latest_release(root: Path) -> Path | None:
     pointer = root / "latest.json"
-    return Path(json.loads(pointer.read_text())["path"]) if pointer.is_file() else None
+    return Path(read_json(pointer)["path"]) if pointer.is_file() else None
 
 
 def next_version(root: Path, interface: dict[str, Any]) -> str:
@@ -36,9 +36,7 @@ def next_version(root: Path, interface: dict[str, Any]) -> str:
         return "1.0.0"
     major, minor, patch = versions[-1]
     previous = latest_release(root)
-    old_interface = (
-        json.loads((previous / "manifest.json").read_text()).get("interface") if previous else None
-    )
+    old_interface = read_json(previous / "manifest.json").get("interface") if previous else None
     if old_interface != interface:
         return f"{major}.{minor + 1}.0"
     return f"{major}.{minor}.{patch + 1}"

@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel
 from unwritten_pipeline.lib.multitask.tasks import HEADS
-from unwritten_pipeline.lib.plots import new_figure, png_bytes
-from unwritten_pipeline.lib.storage.files import atomic_output
+from unwritten_pipeline.lib.report import new_figure, png_bytes
+from unwritten_pipeline.lib.storage.files import atomic_output, read_json
 
 
 def heads_config(config: MultiTaskConfig) -> dict:
@@ -85,7 +85,7 @@ def load_merged(directory: Path):
     merged = directory / "merged"
     encoder = AutoModel.from_pretrained(str(merged))
     tokenizer = AutoTokenizer.from_pretrained(str(merged))
-    config = json.loads((merged / "multitask_config.json").read_text())
+    config = read_json(merged / "multitask_config.json")
     return encoder, load_file(str(merged / "heads.safetensors")), tokenizer, config
 
 

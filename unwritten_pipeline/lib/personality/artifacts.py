@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
-from unwritten_pipeline.lib.plots import new_figure, png_bytes
-from unwritten_pipeline.lib.storage.files import atomic_output, write_json_atomic
+from unwritten_pipeline.lib.report import new_figure, png_bytes
+from unwritten_pipeline.lib.storage.files import atomic_output, read_json, write_json_atomic
 
 
 def save_deployment(
@@ -26,7 +25,7 @@ def save_deployment(
 
 
 def load_deployment(out_dir: Path) -> tuple[PersonalityModel, dict]:
-    config = json.loads((out_dir / "config.json").read_text())
+    config = read_json(out_dir / "config.json")
     model = PersonalityModel(PersonalityConfig(**config["model"]))
     model.load_state_dict(load_file(str(out_dir / "model.safetensors")))
     model.eval()

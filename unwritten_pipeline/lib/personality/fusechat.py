@@ -22,7 +22,12 @@ import torch
 
 from unwritten_pipeline.lib.personality.model import soft_labels
 from unwritten_pipeline.lib.personality.tokens import TokenList
-from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.files import (
+    read_json,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 HF_DATASET = "FuseAI/FuseChat-Mixture"
 HUMAN_ROLES = {"human", "user"}
@@ -231,7 +236,7 @@ def current_cache_dir(cache_root: Path) -> Path:
     pointer = cache_root / "current.json"
     if not pointer.is_file():
         raise SourceError(f"{pointer} does not exist; materialize fusechat_soft_labels first")
-    return Path(json.loads(pointer.read_text())["path"])
+    return Path(read_json(pointer)["path"])
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ def load_cache(cache_root: Path) -> Cache:
     meta_path = directory / "metadata.json"
     if not meta_path.is_file():
         raise SourceError(f"{meta_path} does not exist; materialize fusechat_soft_labels first")
-    metadata = json.loads(meta_path.read_text())
+    metadata = read_json(meta_path)
     embeddings = np.load(directory / "embeddings.npy")
     targets = np.load(directory / "targets.npy")
     if embeddings.shape[1] != metadata["embedding_dim"]:

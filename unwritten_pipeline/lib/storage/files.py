@@ -42,6 +42,14 @@ def write_json_atomic(path: Path, payload: Any, *, overwrite: bool = True) -> No
     write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a file that is not JSON raises ValueError naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
