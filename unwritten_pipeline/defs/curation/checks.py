@@ -18,8 +18,8 @@ CHECK_SPECS = [
 
 
 class CurationThresholds(dg.Config):
-    pass_rate_threshold: float = Field(default=0.8, description="DOMAIN.md: ≥ 80% per type")
-    capacity_violation_threshold: float = Field(default=0.05, description="DOMAIN.md: < 5%")
+    pass_rate_threshold: float = Field(default=0.8, description="docs/domain.md: ≥ 80% per type")
+    capacity_violation_threshold: float = Field(default=0.05, description="docs/domain.md: < 5%")
 
 
 def partition_checks(

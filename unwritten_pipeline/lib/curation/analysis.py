@@ -13,7 +13,7 @@ QUALITY_BANDS = (
     ("acceptable", 0.5, 0.7),
     ("poor", 0.0, 0.5),
 )
-# DOMAIN.md: the expected mix of a healthy data set.
+# docs/domain.md: the expected mix of a healthy data set.
 EXPECTED_MIX = {"excellent": "25-35%", "good": "45-55%", "acceptable": "10-15%", "poor": "<5%"}
 
 
