@@ -21,6 +21,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> No
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; artifacts are readable by every user
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
