@@ -6,6 +6,7 @@ folder name under the data root.
 
 ```
 <root>/llm_batches/<data_type>/<date>/batch_NNNN.json   generation
+<root>/llm_batches/<data_type>/<date>/quarantine/       corrupt batch files + reasons
 <root>/validated/<data_type>/<date>/                    curation (accepted/rejected/summary)
 <root>/training_splits/                                 train/validation/test + lineage.json
 <root>/fusechat_soft_labels/                            soft-label cache
@@ -88,3 +89,7 @@ class Layout:
     @property
     def latest_release_pointer(self) -> Path:
         return self.releases_dir / "latest.json"
+
+    def batches_quarantine_dir(self, data_type: str, date: str) -> Path:
+        """Corrupt batch files of a partition, moved aside with a reason file each."""
+        return self.batches_dir(data_type, date) / "quarantine"
