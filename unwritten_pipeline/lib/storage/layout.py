@@ -14,6 +14,7 @@ folder name under the data root.
 <root>/exports/<name>/                                  LiteRT / Core ML exports
 <root>/reports/                                         benchmark report
 <root>/releases/<version>/  <root>/releases/latest.json releases
+<root>/evaluation/                                      golden-set evaluation (evaluation.json)
 <root>/models/                                          downloaded model cache
 ```
 """
@@ -93,3 +94,8 @@ class Layout:
     def batches_quarantine_dir(self, data_type: str, date: str) -> Path:
         """Corrupt batch files of a partition, moved aside with a reason file each."""
         return self.batches_dir(data_type, date) / "quarantine"
+
+    # evaluation
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.root / "evaluation"
