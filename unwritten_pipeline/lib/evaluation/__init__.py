@@ -1,0 +1,1 @@
+"""Evaluation on human-labelled golden sets: loaders, metrics, baselines, the evaluation file."""

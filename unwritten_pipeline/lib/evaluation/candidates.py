@@ -1,0 +1,72 @@
+"""The models under evaluation and how each is run, through the exporters' own runners.
+
+Candidates: the float PyTorch models (`multitask_float`, `personality_float`) and every LiteRT
+file the export assets wrote (`multitask_tflite/<recipe>`, `personality_tflite/<recipe>`, recipe
+names as in `lib/export/tflite.RECIPES`; `float` is the unquantized LiteRT conversion).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unwritten_pipeline.lib.export.parity import run_multitask, tokenize, torch_multitask
+from unwritten_pipeline.lib.export.tflite import RECIPES, MultiTaskExport, TFLiteRunner
+
+MULTITASK, PERSONALITY = "multitask", "personality"
+
+
+def float_name(model: str) -> str:
+    return f"{model}_float"
+
+
+def export_name(model: str, recipe: str) -> str:
+    return f"{model}_tflite/{recipe}"
+
+
+def exported_recipes(export_dir: Path, model: str, weights: Path) -> tuple[dict, list[Path]]:
+    """({recipe: file} for each `<model>_<recipe>.tflite` written after `weights`, [stale files]).
+
+    A file older than the model's weights was exported from an earlier model: it is reported,
+    not evaluated.
+    """
+    current, stale = {}, []
+    for recipe in RECIPES:
+        path = export_dir / f"{model}_{recipe}.tflite"
+        if path.is_file():
+            if path.stat().st_mtime >= weights.stat().st_mtime:
+                current[recipe] = path
+            else:
+                stale.append(path)
+    return current, stale
+
+
+def multitask_float_outputs(
+    module: MultiTaskExport, tokenizer, texts: list[str], max_length: int, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """The merged PyTorch model (what the exporters convert), in batches."""
+    parts = [
+        torch_multitask(module, tokenize(tokenizer, texts[i : i + batch_size], max_length))
+        for i in range(0, len(texts), batch_size)
+    ]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def multitask_tflite_outputs(
+    path: Path, tokenizer, texts: list[str], max_length: int
+) -> dict[str, np.ndarray]:
+    return run_multitask(TFLiteRunner(path), tokenize(tokenizer, texts, max_length))
+
+
+def personality_float_logits(model: torch.nn.Module, embeddings: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(embeddings.astype(np.float32))).numpy()
+
+
+def personality_tflite_logits(path: Path, embeddings: np.ndarray) -> np.ndarray:
+    """The exported model has batch size 1: one row at a time."""
+    runner = TFLiteRunner(path)
+    rows = embeddings.astype(np.float32)
+    return np.concatenate([runner(embedding=rows[i : i + 1])["logits"] for i in range(len(rows))])

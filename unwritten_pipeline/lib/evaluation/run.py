@@ -1,0 +1,236 @@
+"""One evaluation run: golden sets + test split → every candidate and baseline → evaluation.json.
+
+Dagster-free; `defs/evaluation/assets.py` wires it to the stores and resources.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unwritten_pipeline.lib.evaluation.baselines import Encoder
+from unwritten_pipeline.lib.evaluation.candidates import (
+    MULTITASK,
+    PERSONALITY,
+    export_name,
+    exported_recipes,
+    float_name,
+    multitask_float_outputs,
+    multitask_tflite_outputs,
+    personality_float_logits,
+    personality_tflite_logits,
+)
+from unwritten_pipeline.lib.evaluation.golden import (
+    PersonalityGolden,
+    SentimentGolden,
+    load_personality_golden,
+    load_sentiment_golden,
+)
+from unwritten_pipeline.lib.evaluation.metrics import confusion_png
+from unwritten_pipeline.lib.evaluation.results import write_evaluation
+from unwritten_pipeline.lib.evaluation.scoring import (
+    TestSplit,
+    score_baselines,
+    score_multitask,
+    score_personality,
+)
+from unwritten_pipeline.lib.evaluation.token_traits import token_poles
+from unwritten_pipeline.lib.export.bundle import multitask_module
+from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
+from unwritten_pipeline.lib.personality.artifacts import load_deployment
+from unwritten_pipeline.lib.personality.tokens import load_tokens
+from unwritten_pipeline.lib.storage.files import write_bytes_atomic
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_PLOT = "confusion.png"
+
+
+class EvaluationError(ValueError):
+    """An input the evaluation cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    multitask_dir: Path
+    personality_dir: Path
+    multitask_exports: Path
+    personality_exports: Path
+    splits_dir: Path
+    tokens_file: Path
+    sentiment_golden: Path
+    personality_golden: Path
+    out_dir: Path
+
+
+@dataclass
+class EvaluationRun:
+    payload: dict
+    evaluation_file: Path
+    confusion_png: bytes
+    stale_exports: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def check_encoder(identity: dict, trained_with: dict, model_dir: Path) -> None:
+    """The PersonalityModel only understands embeddings from the encoder it was trained on."""
+    keys = ("backend", "name", "revision", "dimension")
+    if any(identity.get(k) != trained_with.get(k) for k in keys):
+        raise EvaluationError(
+            f"{model_dir / 'config.json'}: field 'encoder': the model was trained on "
+            f"{ {k: trained_with.get(k) for k in keys} }, the embeddings resource gives "
+            f"{ {k: identity.get(k) for k in keys} }; configure the same encoder"
+        )
+
+
+def evaluate(
+    inputs: EvaluationInputs,
+    model_encoder: Encoder,
+    model_encoder_identity: dict,
+    zero_shot_encoder: Encoder,
+    *,
+    golden_limit: int | None = None,
+    max_length: int = 128,
+    log: Callable[[str], None] = print,
+) -> EvaluationRun:
+    sentiment = load_sentiment_golden(inputs.sentiment_golden, golden_limit)
+    items = load_personality_golden(inputs.personality_golden)
+    splits = load_split_examples(inputs.splits_dir)
+    test = TestSplit.from_examples(splits["test"], splits["train"])
+    log(
+        f"golden: {len(sentiment.texts)} sentiment texts, {len(items.texts)} Big Five items; "
+        f"test split: {len(test.sentiment_texts)} sentiment, "
+        f"{len(test.personality_texts)} personality texts"
+    )
+    run = EvaluationRun({}, inputs.out_dir / EVALUATION_FILE, b"")
+    started = time.perf_counter()
+    sentiment_embeddings = zero_shot_encoder.encode(sentiment.texts)
+    item_embeddings = zero_shot_encoder.encode(items.texts)
+    baselines = score_baselines(
+        sentiment, items, test, zero_shot_encoder, sentiment_embeddings, item_embeddings
+    )
+    run.seconds["baselines"] = time.perf_counter() - started
+    log(f"baselines scored in {run.seconds['baselines']:.1f} s")
+    models = _multitask_candidates(inputs, sentiment, items, test, max_length, run, log)
+    models |= _personality_candidates(
+        inputs, model_encoder, model_encoder_identity, items, test, run, log
+    )
+    run.payload = {
+        "golden": {"sentiment": sentiment.describe(), "personality": items.describe()},
+        "baselines": baselines,
+        "models": models,
+    }
+    write_evaluation(run.evaluation_file, run.payload)
+    panels = {f"baseline: {k}": m for k, m in baselines["sentiment"].items()}
+    panels |= {k: m["sentiment"] for k, m in models.items() if m["sentiment"] is not None}
+    run.confusion_png = confusion_png(panels)
+    write_bytes_atomic(inputs.out_dir / CONFUSION_PLOT, run.confusion_png)
+    return run
+
+
+def _timed(run: EvaluationRun, name: str, log, score: Callable[[], dict]) -> dict:
+    started = time.perf_counter()
+    result = score()
+    run.seconds[name] = time.perf_counter() - started
+    sentiment, personality = result["sentiment"], result["personality"]
+    log(
+        f"{name}: "
+        + (f"golden sentiment accuracy {sentiment['accuracy']:.3f}, " if sentiment else "")
+        + f"Big Five mean AUC {personality['mean_auc']:.3f} ({run.seconds[name]:.1f} s)"
+    )
+    return result
+
+
+def _multitask_candidates(
+    inputs: EvaluationInputs,
+    sentiment: SentimentGolden,
+    items: PersonalityGolden,
+    test: TestSplit,
+    max_length: int,
+    run: EvaluationRun,
+    log,
+) -> dict:
+    module, tokenizer, _ = multitask_module(inputs.multitask_dir)
+    models = {
+        float_name(MULTITASK): _timed(
+            run,
+            float_name(MULTITASK),
+            log,
+            lambda: score_multitask(
+                lambda texts: multitask_float_outputs(module, tokenizer, texts, max_length),
+                sentiment,
+                items,
+                test,
+            ),
+        )
+    }
+    weights = inputs.multitask_dir / "merged" / "model.safetensors"
+    recipes, stale = exported_recipes(inputs.multitask_exports, MULTITASK, weights)
+    run.stale_exports += stale
+    for recipe, path in recipes.items():
+        models[export_name(MULTITASK, recipe)] = _timed(
+            run,
+            export_name(MULTITASK, recipe),
+            log,
+            lambda path=path: score_multitask(
+                lambda texts: multitask_tflite_outputs(path, tokenizer, texts, max_length),
+                sentiment,
+                items,
+                test,
+            ),
+        )
+    return models
+
+
+def _personality_candidates(
+    inputs: EvaluationInputs,
+    encoder: Encoder,
+    identity: dict,
+    items: PersonalityGolden,
+    test: TestSplit,
+    run: EvaluationRun,
+    log,
+) -> dict:
+    model, config = load_deployment(inputs.personality_dir)
+    check_encoder(identity, config["encoder"], inputs.personality_dir)
+    poles = token_poles(inputs.tokens_file)
+    _check_tokens(inputs, config)
+    item_embeddings = encoder.encode(items.texts)
+    test_embeddings = encoder.encode(test.personality_texts).reshape(
+        len(test.personality_texts), item_embeddings.shape[1]
+    )
+
+    def score(logits):
+        return score_personality(logits, item_embeddings, test_embeddings, poles, items, test)
+
+    models = {
+        float_name(PERSONALITY): _timed(
+            run,
+            float_name(PERSONALITY),
+            log,
+            lambda: score(lambda x: personality_float_logits(model, x)),
+        )
+    }
+    weights = inputs.personality_dir / "model.safetensors"
+    recipes, stale = exported_recipes(inputs.personality_exports, PERSONALITY, weights)
+    run.stale_exports += stale
+    for recipe, path in recipes.items():
+        models[export_name(PERSONALITY, recipe)] = _timed(
+            run,
+            export_name(PERSONALITY, recipe),
+            log,
+            lambda path=path: score(lambda x: personality_tflite_logits(path, x)),
+        )
+    return models
+
+
+def _check_tokens(inputs: EvaluationInputs, config: dict) -> None:
+    """The trait mapping reads the token file: it must be the list the model was trained on."""
+    current = load_tokens(inputs.tokens_file).sha256
+    if config.get("tokens_sha256") != current:
+        raise EvaluationError(
+            f"{inputs.personality_dir / 'config.json'}: field 'tokens_sha256' is "
+            f"{config.get('tokens_sha256')}, but {inputs.tokens_file} hashes to {current}; "
+            "retrain personality_model on the current token file"
+        )
