@@ -9,7 +9,7 @@ import pytest
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, sample_model
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
-from unwritten_pipeline_tests.fake_llm_server import FakeLLMServer
+from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
 
 SEED_DIR = PROJECT_ROOT / "data" / "seed_examples"
 

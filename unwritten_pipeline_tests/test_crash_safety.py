@@ -25,7 +25,7 @@ from unwritten_pipeline.lib.storage.files import write_json_atomic
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.conftest import SeedSampleFactory
-from unwritten_pipeline_tests.fake_llm_server import FakeLLMServer
+from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
 
 DATE = "2026-11-22"
 

@@ -1,23 +1,34 @@
-"""Generating partitions against the loopback server: retries, counts, resume, failure ratio."""
+"""Generating partitions against the loopback server: retries, counts, resume, failure ratio,
+length cuts, refused requests, quarantine of corrupt batch files."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import stat
 from dataclasses import replace
 
 import pytest
 
-from unwritten_pipeline.lib.generation.batches import BatchFileError, partition_dir
+from unwritten_pipeline.lib.generation.batches import RAW_OUTPUT_LIMIT, partition_dir
 from unwritten_pipeline.lib.generation.partition import generate_partition
 from unwritten_pipeline.lib.generation.profiles import production_profile
-from unwritten_pipeline.lib.generation.runner import GenerationFailedError, RunOptions
+from unwritten_pipeline.lib.generation.runner import (
+    GenerationFailedError,
+    RunOptions,
+    token_budget,
+)
 from unwritten_pipeline.lib.generation.schemas import MASTER_TRUTHS_VERSION, sample_model
 from unwritten_pipeline.lib.llm import LLMUnavailableError
-from unwritten_pipeline.lib.llm.http_backends import OllamaBackend
+from unwritten_pipeline.lib.llm.http_backends import OllamaBackend, OpenAICompatBackend
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
+from unwritten_pipeline_tests.conftest import SeedSampleFactory
 
 DATE = "2026-11-22"
 FAST = RunOptions(max_retries=3, backoff_base_s=0.0)
+VARIANT = re.compile(r"\(variant \d+\)")
 
 
 def _generate(
@@ -30,10 +41,11 @@ def _generate(
     per_call=2,
     options=FAST,
     timeout=5.0,
+    backend=None,
 ):
     settings = replace(production_profile().types[data_type], samples_per_call=per_call)
     return generate_partition(
-        OllamaBackend(server.url, timeout_s=timeout),
+        backend or OllamaBackend(server.url, timeout_s=timeout),
         data_root=tmp_path,
         seed_examples_dir=seed_dir,
         data_type=data_type,
@@ -91,8 +103,12 @@ def test_faults_are_retried_counted_and_kept(fake_server, tmp_path, seed_dir):
         .read_text()
         .splitlines()
     )
-    errors = [json.loads(line)["error"] for line in failures]
+    records = [json.loads(line) for line in failures]
+    errors = [r["error"] for r in records]
     assert any("not valid JSON" in e for e in errors)
+    cut = next(r for r in records if "not valid JSON" in r["error"])
+    truncated = next(a["content"] for a in fake_server.answers if a["fault"] == "truncated")
+    assert cut["raw_output"] == truncated  # what the model said, whole
     assert sum("Extra inputs are not permitted" in e or "Field required" in e for e in errors) == 2
     assert report.schema_pass_rate == pytest.approx(2 / 4)
 
@@ -153,9 +169,6 @@ def test_unreachable_server_fails_at_once_without_files(tmp_path, seed_dir):
 
 
 def test_parallel_requests_overlap(tmp_path, seed_dir):
-    from unwritten_pipeline_tests.conftest import SeedSampleFactory
-    from unwritten_pipeline_tests.fake_llm_server import FakeLLMServer
-
     with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
         options = RunOptions(parallel_requests=3, backoff_base_s=0.0)
         report = _generate(server, tmp_path, seed_dir, count=6, per_call=1, options=options)
@@ -163,11 +176,103 @@ def test_parallel_requests_overlap(tmp_path, seed_dir):
     assert report.samples_total == 6 and len(_batch_files(tmp_path)) == 6
 
 
-def test_unreadable_batch_file_is_named_and_left_alone(fake_server, tmp_path, seed_dir):
+def test_corrupt_batch_files_are_quarantined_with_a_reason_and_regenerated(
+    fake_server, tmp_path, seed_dir
+):
     directory = partition_dir(tmp_path, "sentiment", DATE)
     directory.mkdir(parents=True)
-    broken = directory / "batch_0001.json"
-    broken.write_text('{"samples": [')
-    with pytest.raises(BatchFileError, match=r"batch_0001\.json: not valid JSON"):
-        _generate(fake_server, tmp_path, seed_dir, count=2, per_call=2)
-    assert broken.read_text() == '{"samples": ['
+    (directory / "batch_0001.json").write_text('{"samples": [')
+    _generate(fake_server, tmp_path, seed_dir, count=4, per_call=2)
+    misplaced = json.loads((directory / "batch_0002.json").read_text())
+    (directory / "batch_0002.json").unlink()
+    (directory / "batch_0003.json").write_text(json.dumps({**misplaced, "batch_number": 7}))
+
+    report = _generate(fake_server, tmp_path, seed_dir, count=4, per_call=2)
+
+    quarantine = Layout(tmp_path).batches_quarantine_dir("sentiment", DATE)
+    moved = sorted(p.name for p in quarantine.iterdir())
+    assert [m.split(".")[0] for m in moved] == ["batch_0001"] * 2 + ["batch_0003"] * 2
+    assert (quarantine / moved[0]).read_text() == '{"samples": ['  # nothing lost
+    reasons = [json.loads((quarantine / m).read_text()) for m in moved if m.endswith("reason.json")]
+    assert "batch_0001.json: not valid JSON" in reasons[0]["reason"]
+    assert "field 'batch_number' is 7" in reasons[1]["reason"]
+    assert [q["file"] for q in report.quarantined] == ["batch_0003.json"]
+    assert [f.name for f in _batch_files(tmp_path)] == ["batch_0001.json", "batch_0002.json"]
+    assert report.samples_total == 4 and report.written_batches == 1
+
+
+@pytest.mark.parametrize("flavor", ["ollama", "vllm", "llama-cpp-python"])
+def test_no_faulty_output_is_kept_and_every_count_matches(tmp_path, seed_dir, flavor):
+    faults = [
+        "http500", "http429", "timeout", "reset", "truncated", "schema_invalid",
+        "not_json_object", "nan", "length_valid", "length_truncated",
+    ]  # fmt: skip
+    openai_flavor = "vllm" if flavor == "ollama" else flavor
+    with FakeLLMServer(SeedSampleFactory(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (
+        server
+    ):
+        if flavor == "ollama":
+            backend = OllamaBackend(server.url, timeout_s=0.4)
+        else:  # the form negotiated first, so that the faults hit generation calls
+            backend = OpenAICompatBackend(f"{server.url}/v1", timeout_s=0.4)
+            backend._negotiate(_probe_request())
+            server.answers.clear()
+        server.faults.extend(faults)
+        options = RunOptions(max_retries=12, backoff_base_s=0.0)
+        report = _generate(
+            server, tmp_path, seed_dir, count=4, per_call=2, options=options, backend=backend
+        )
+
+    kept = [s for f in _batch_files(tmp_path) for s in json.loads(f.read_text())["samples"]]
+    # every sample the fake writes is unique by its "(variant N)" marker
+    faulty = {m for a in server.answers if a["fault"] for m in VARIANT.findall(a["content"])}
+    kept_variants = {m for s in kept for m in VARIANT.findall(json.dumps(s))}
+    assert len(kept) == len(kept_variants) == report.samples_total == 4
+    assert len(faulty) >= 4 and not kept_variants & faulty
+    assert report.calls == 2 + len(faults)
+    assert report.transient_errors == 4 and report.length_cuts == 2
+    assert report.invalid_outputs == 6  # truncated, schema, array, NaN, two length cuts
+    assert report.schema_invalid_samples == 2 and report.retries == len(faults)
+    assert report.failed_batches == 0 and report.invalid_requests == 0
+
+
+def _probe_request():
+    from unwritten_pipeline.lib.generation.schemas import response_schema
+    from unwritten_pipeline.lib.llm import ChatRequest
+
+    return ChatRequest(model="qwen3:8b", messages=[], schema=response_schema("sentiment", 2))
+
+
+def test_a_length_cut_is_retried_once_with_twice_the_budget(fake_server, tmp_path, seed_dir):
+    fake_server.faults.extend(["length_valid", "length_truncated", None])
+    report = _generate(fake_server, tmp_path, seed_dir, count=2, per_call=2)
+
+    budgets = [r["body"]["options"]["num_predict"] for r in fake_server.chat_requests("/api/chat")]
+    base = token_budget(2, production_profile().types["sentiment"].max_tokens_per_sample)
+    assert budgets == [base, 2 * base, 2 * base]
+    assert (report.length_cuts, report.samples_total, report.retries) == (2, 2, 2)
+    failures = (partition_dir(tmp_path, "sentiment", DATE) / "schema_failures.jsonl").read_text()
+    assert [json.loads(line)["error"][:7] for line in failures.splitlines()] == ["length:"] * 2
+
+
+def test_a_refused_request_is_not_repeated(fake_server, tmp_path, seed_dir):
+    fake_server.faults.append("bad_request")
+    options = RunOptions(max_retries=3, backoff_base_s=0.0, max_failure_ratio=0.5)
+    report = _generate(fake_server, tmp_path, seed_dir, count=4, per_call=2, options=options)
+
+    assert (report.invalid_requests, report.failed_batches, report.calls) == (1, 1, 2)
+    assert report.samples_total == 2 and "1 failed batch" in report.shortfall()
+
+
+def test_long_failed_outputs_are_kept_bounded_and_files_are_0644(fake_server, tmp_path, seed_dir):
+    fake_server.faults.append("schema_invalid")
+    _generate(fake_server, tmp_path, seed_dir, count=2, per_call=2)
+    directory = partition_dir(tmp_path, "sentiment", DATE)
+    for path in [*directory.glob("batch_*.json"), directory / "schema_failures.jsonl"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+    from unwritten_pipeline.lib.generation.batches import bounded_output
+
+    record = bounded_output("x" * (RAW_OUTPUT_LIMIT + 10))
+    assert len(record["raw_output"]) == RAW_OUTPUT_LIMIT and record["raw_output_truncated"]
+    assert record["raw_output_chars"] == RAW_OUTPUT_LIMIT + 10

@@ -27,7 +27,7 @@ from unwritten_pipeline.lib.personality.fusechat import (
 from unwritten_pipeline.lib.personality.model import soft_labels
 from unwritten_pipeline.lib.personality.tokens import load_tokens
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
-from unwritten_pipeline_tests.fake_llm_server import fake_embedding
+from unwritten_pipeline.testing.fake_llm_server import fake_embedding
 
 TOKENS = load_tokens(PROJECT_ROOT / "data" / "personality-tokens.json")
 

@@ -12,7 +12,11 @@ from unwritten_pipeline.lib.generation.profiles import EMBEDDED_DEFAULT_MODEL, P
 from unwritten_pipeline.lib.generation.runner import RunOptions
 from unwritten_pipeline.lib.llm.base import LLMBackend, redact_url
 from unwritten_pipeline.lib.llm.embedded import EmbeddedBackend
-from unwritten_pipeline.lib.llm.http_backends import OllamaBackend, OpenAICompatBackend
+from unwritten_pipeline.lib.llm.http_backends import (
+    STRUCTURED_FORMS,
+    OllamaBackend,
+    OpenAICompatBackend,
+)
 
 BACKENDS = ("embedded", "ollama", "openai")
 DEFAULT_URLS = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8000/v1"}
@@ -37,6 +41,13 @@ class LLMResource(dg.ConfigurableResource):
     )
     api_key: str | None = Field(
         default=None, description="bearer token for openai servers (UNWRITTEN_LLM_API_KEY)"
+    )
+    structured_output: str | None = Field(
+        default=None,
+        description=(
+            f"openai servers: force one of {', '.join(STRUCTURED_FORMS)} instead of probing "
+            "the server once per run (UNWRITTEN_LLM_STRUCTURED_OUTPUT)"
+        ),
     )
     embedded_model: str = Field(
         default=EMBEDDED_DEFAULT_MODEL,
@@ -80,7 +91,12 @@ class LLMResource(dg.ConfigurableResource):
         url = self.base_url or DEFAULT_URLS[name]
         if name == "ollama":
             return OllamaBackend(url, timeout_s=self.timeout_s)
-        return OpenAICompatBackend(url, api_key=self.api_key, timeout_s=self.timeout_s)
+        return OpenAICompatBackend(
+            url,
+            api_key=self.api_key,
+            timeout_s=self.timeout_s,
+            structured_output=self.structured_output,
+        )
 
     def run_options(self) -> RunOptions:
         parallel = 1 if self.backend_name() == "embedded" else self.parallel_requests
@@ -98,6 +114,7 @@ class LLMResource(dg.ConfigurableResource):
             "profile_overrides_file": env.get("UNWRITTEN_GENERATION_CONFIG"),
             "backend": env.get("UNWRITTEN_LLM_BACKEND"),
             "base_url": env.get("UNWRITTEN_LLM_URL"),
+            "structured_output": env.get("UNWRITTEN_LLM_STRUCTURED_OUTPUT"),
             # EnvVar: the UI and the run config show the variable's name, never its value.
             "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY")
             if env.get("UNWRITTEN_LLM_API_KEY")

@@ -2,7 +2,7 @@ import dagster as dg
 from pydantic import Field
 
 from unwritten_pipeline.defs.generation.partitions import generation_partitions
-from unwritten_pipeline.lib.generation.batches import BatchFileError
+from unwritten_pipeline.lib.generation.batches import quarantined_files
 from unwritten_pipeline.lib.generation.partition import (
     generate_partition,
     partition_content_version,
@@ -15,6 +15,15 @@ from unwritten_pipeline.lib.llm.base import LLMUnavailableError, ModelNotAvailab
 from unwritten_pipeline.lib.report import markdown_table
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
+
+TARGET_REACHED_CHECK = "target_reached"
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        TARGET_REACHED_CHECK,
+        asset="llm_batches",
+        description="the partition holds its target number of samples (WARN when short)",
+    ),
+]
 
 
 @dg.observable_source_asset(group_name="generation")
@@ -43,6 +52,7 @@ class LLMBatchesConfig(dg.Config):
     group_name="generation",
     kinds={"python", "json"},
     code_version="1",
+    check_specs=CHECK_SPECS,
 )
 def llm_batches(
     context: dg.AssetExecutionContext,
@@ -56,7 +66,9 @@ def llm_batches(
     embedded llama.cpp model by default) with the data type's JSON schema as
     structured-output constraint and the Master Truths rules in the prompt.
     Files: `<data_root>/llm_batches/<data_type>/<date>/batch_NNNN.json`. A re-run
-    keeps finished batch files and generates only the missing ones.
+    keeps finished batch files and generates only the missing ones; a corrupt batch file
+    is moved to `quarantine/` with a reason file and generated again. A partition that ends
+    short of its target materializes (its files are good) with a failed WARN check.
     """
     keys = context.partition_key.keys_by_dimension
     data_type, date = keys["data_type"], keys["date"]
@@ -80,16 +92,40 @@ def llm_batches(
             options=llm.run_options(),
             log=context.log.info,
         )
-    except (LLMUnavailableError, ModelNotAvailableError, BatchFileError) as exc:
+    except (LLMUnavailableError, ModelNotAvailableError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except GenerationFailedError as exc:
         raise dg.Failure(description=str(exc)) from exc
     finally:
         backend.close()
     directory = store.layout.batches_dir(data_type, date)
+    quarantine_dir = store.layout.batches_quarantine_dir(data_type, date)
     return dg.MaterializeResult(
-        metadata=_metadata(report, directory, profile.name),
+        metadata={
+            **_metadata(report, directory, profile.name),
+            "quarantined_now": dg.MetadataValue.json(report.quarantined),
+            "quarantine": dg.MetadataValue.json(quarantined_files(quarantine_dir)),
+        },
         data_version=dg.DataVersion(partition_content_version(directory)),
+        check_results=[_target_check(report)],
+    )
+
+
+def _target_check(report: GenerationReport) -> dg.AssetCheckResult:
+    """WARN, not a failed run: the batches written are good, curation can use them, and a
+    re-run of the partition generates the failed batches again."""
+    return dg.AssetCheckResult(
+        check_name=TARGET_REACHED_CHECK,
+        passed=report.missing_samples == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "samples": report.samples_total,
+            "target_samples": report.target_samples,
+            "missing_samples": report.missing_samples,
+            "batches_failed": report.failed_batches,
+            "batches_short": report.short_batches,
+        },
+        description=report.shortfall() or None,
     )
 
 
@@ -106,7 +142,9 @@ def _metadata(report: GenerationReport, directory, profile: str) -> dict:
         "calls": report.calls,
         "retries": report.retries,
         "transient_errors": report.transient_errors,
+        "invalid_requests": report.invalid_requests,
         "schema_failed_outputs": report.invalid_outputs,
+        "length_cuts": report.length_cuts,
         "schema_failed_samples": report.schema_invalid_samples,
         "schema_pass_rate": dg.MetadataValue.float(round(report.schema_pass_rate, 4)),
         "prompt_tokens": report.prompt_tokens,
@@ -117,6 +155,7 @@ def _metadata(report: GenerationReport, directory, profile: str) -> dict:
         "backend": report.backend,
         "model": report.model,
         "endpoint": report.endpoint,
+        "structured_output": report.structured_output,
         "profile": profile,
         "path": dg.MetadataValue.path(str(directory)),
         "preview": dg.MetadataValue.md(_preview_table(preview)),

@@ -1,21 +1,28 @@
 """Batch files on disk: `<data_root>/llm_batches/<data_type>/<date>/batch_NNNN.json`.
 
 A batch file is written once, atomically, and never rewritten; a re-run of the
-partition skips every batch number that already has a file.
+partition skips every batch number that already has a file. A file that cannot
+be read as this partition's batch is moved, never deleted, to the partition's
+`quarantine/` folder with a reason file, and its batch is generated again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from unwritten_pipeline.lib.generation.schemas import MASTER_TRUTHS_VERSION
-from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 
 SCHEMA_FAILURES_FILE = "schema_failures.jsonl"
+# How much of a failed output schema_failures.jsonl keeps: enough to see what the model said.
+RAW_OUTPUT_LIMIT = 4096
+REASON_SUFFIX = ".reason.json"
 
 
 class BatchFileError(ValueError):
@@ -38,6 +45,16 @@ class BatchFile:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class QuarantinedFile:
+    original: Path
+    moved_to: Path
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.original.name, "moved_to": str(self.moved_to), "reason": self.reason}
+
+
 def read_batch(path: Path) -> BatchFile:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -55,6 +72,21 @@ def read_batch(path: Path) -> BatchFile:
     return BatchFile(path, payload["batch_number"], payload["samples"], payload)
 
 
+def read_partition_batch(path: Path, data_type: str) -> BatchFile:
+    """A batch file that belongs where it lies: its name, number and data type agree."""
+    batch = read_batch(path)
+    if path.name != batch_path(path.parent, batch.batch_number).name:
+        raise BatchFileError(
+            f"{path}: field 'batch_number' is {batch.batch_number}, the file name says otherwise"
+        )
+    if batch.payload["data_type"] != data_type:
+        raise BatchFileError(
+            f"{path}: field 'data_type' is {batch.payload['data_type']!r}, "
+            f"the partition is {data_type!r}"
+        )
+    return batch
+
+
 def finished_batches(directory: Path) -> dict[int, BatchFile]:
     if not directory.is_dir():
         return {}
@@ -63,6 +95,58 @@ def finished_batches(directory: Path) -> dict[int, BatchFile]:
         batch = read_batch(path)
         batches[batch.batch_number] = batch
     return batches
+
+
+def usable_batches(
+    directory: Path, data_type: str, quarantine_dir: Path
+) -> tuple[dict[int, BatchFile], list[QuarantinedFile]]:
+    """The partition's readable batch files; every other batch_*.json goes to quarantine."""
+    batches: dict[int, BatchFile] = {}
+    quarantined: list[QuarantinedFile] = []
+    if not directory.is_dir():
+        return batches, quarantined
+    for path in sorted(directory.glob("batch_*.json")):
+        try:
+            batch = read_partition_batch(path, data_type)
+        except BatchFileError as exc:
+            quarantined.append(quarantine(path, str(exc), quarantine_dir))
+            continue
+        batches[batch.batch_number] = batch
+    return batches, quarantined
+
+
+def quarantine(path: Path, reason: str, quarantine_dir: Path) -> QuarantinedFile:
+    """Move `path` into `quarantine_dir` (a rename: nothing is copied or lost) with a reason
+    file beside it; the UTC time in the name keeps earlier quarantines of the same batch."""
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = quarantine_dir / f"{path.stem}.{stamp}{path.suffix}"
+    record = {
+        "file": path.name,
+        "reason": reason,
+        "sha256": sha256_file(path),
+        "size_bytes": path.stat().st_size,
+        "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    os.rename(path, target)
+    write_bytes_atomic(target.with_name(target.name + REASON_SUFFIX), strict_json(record, 2))
+    return QuarantinedFile(path, target, reason)
+
+
+def quarantined_files(quarantine_dir: Path) -> list[dict[str, Any]]:
+    """Every reason file in the quarantine folder, oldest first."""
+    if not quarantine_dir.is_dir():
+        return []
+    return [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(quarantine_dir.glob(f"*{REASON_SUFFIX}"))
+    ]
+
+
+def strict_json(payload: Any, indent: int | None = None) -> bytes:
+    """JSON that every parser reads: NaN/Infinity raise instead of being written bare."""
+    text = json.dumps(payload, ensure_ascii=False, indent=indent, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 def write_batch(
@@ -86,12 +170,25 @@ def write_batch(
         "generator": generator,
         "samples": samples,
     }
-    write_json_atomic(path, payload, overwrite=False)
+    write_bytes_atomic(path, strict_json(payload, 2), overwrite=False)
     return path
+
+
+def bounded_output(raw: str | None) -> dict[str, Any]:
+    """The first RAW_OUTPUT_LIMIT characters of a failed output, and its full length."""
+    if raw is None:
+        return {"raw_output": None, "raw_output_chars": 0, "raw_output_truncated": False}
+    return {
+        "raw_output": raw[:RAW_OUTPUT_LIMIT],
+        "raw_output_chars": len(raw),
+        "raw_output_truncated": len(raw) > RAW_OUTPUT_LIMIT,
+    }
 
 
 def append_schema_failure(directory: Path, record: dict[str, Any]) -> None:
     """Outputs that failed the schema are kept for inspection, one JSON line each."""
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / SCHEMA_FAILURES_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    path = directory / SCHEMA_FAILURES_FILE
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(strict_json(record).decode("utf-8"))
+    os.chmod(path, 0o644)

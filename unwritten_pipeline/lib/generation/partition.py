@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from unwritten_pipeline.lib.generation.batches import finished_batches, partition_dir
+from unwritten_pipeline.lib.generation.batches import finished_batches
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.runner import (
@@ -18,6 +18,7 @@ from unwritten_pipeline.lib.generation.runner import (
 )
 from unwritten_pipeline.lib.llm.base import LLMBackend
 from unwritten_pipeline.lib.storage.files import sha256_file
+from unwritten_pipeline.lib.storage.layout import Layout
 
 
 def generate_partition(
@@ -39,13 +40,15 @@ def generate_partition(
     """
     examples = load_seed_examples(seed_examples_dir, data_type)
     backend.check([settings.model])
+    layout = Layout(data_root)
     generator = PartitionGenerator(
         backend,
         data_type=data_type,
         date=date,
         settings=settings,
         target_samples=settings.daily_target if target_samples is None else target_samples,
-        out_dir=partition_dir(data_root, data_type, date),
+        out_dir=layout.batches_dir(data_type, date),
+        quarantine_dir=layout.batches_quarantine_dir(data_type, date),
         examples=examples,
         options=options or RunOptions(),
         log=log,

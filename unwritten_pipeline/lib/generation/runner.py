@@ -1,15 +1,21 @@
 """Generate one partition (one date × one data type) as numbered batch files.
 
 Each batch is filled by calls of `samples_per_call`; transient errors and
-outputs that fail the schema are retried with exponential backoff. A batch
-that still has no valid sample after its retries is counted as failed, and the
+outputs that fail the schema are retried with exponential backoff, each retry
+logged with its cause. An output cut at the token budget (finish_reason /
+done_reason "length") is never kept, even when it parses: the batch retries once
+with twice the budget, and a cut at that budget is rejected like any invalid
+output. A request the server refuses as invalid is not repeated. A batch that
+still has no valid sample after its retries is counted as failed, and the
 partition fails only once failed batches exceed `max_failure_ratio`. Finished
-batch files are written atomically and never rewritten, so a re-run resumes.
+batch files are written atomically and never rewritten, so a re-run resumes;
+corrupt ones are moved to quarantine and generated again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import threading
 import time
@@ -24,7 +30,8 @@ from pydantic import ValidationError
 
 from unwritten_pipeline.lib.generation.batches import (
     append_schema_failure,
-    finished_batches,
+    bounded_output,
+    usable_batches,
     write_batch,
 )
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
@@ -33,9 +40,14 @@ from unwritten_pipeline.lib.generation.schemas import response_schema, sample_mo
 from unwritten_pipeline.lib.llm.base import (
     ChatRequest,
     InvalidOutputError,
+    InvalidRequestError,
     LLMBackend,
     TransientLLMError,
+    TruncatedOutputError,
 )
+
+# A length cut is retried with this many times the batch's token budget, once.
+LENGTH_CUT_BUDGET_FACTOR = 2
 
 
 class GenerationFailedError(RuntimeError):
@@ -72,13 +84,19 @@ class GenerationReport:
     calls: int = 0
     retries: int = 0
     transient_errors: int = 0
+    invalid_requests: int = 0
+    # answered calls whose output was unusable (not JSON, cut, no valid sample) ...
     invalid_outputs: int = 0
+    # ... of which cut at the token budget
+    length_cuts: int = 0
     schema_invalid_samples: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_seconds: float = 0.0
     wall_seconds: float = 0.0
+    structured_output: str = ""
     written_paths: list[Path] = field(default_factory=list)
+    quarantined: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def samples_total(self) -> int:
@@ -95,8 +113,30 @@ class GenerationReport:
     @property
     def schema_pass_rate(self) -> float:
         """Share of answered calls whose output parsed and held at least one valid sample."""
-        answered = self.calls - self.transient_errors
+        answered = self.calls - self.transient_errors - self.invalid_requests
         return (answered - self.invalid_outputs) / answered if answered else 0.0
+
+    @property
+    def missing_samples(self) -> int:
+        return max(0, self.target_samples - self.samples_total)
+
+    def shortfall(self) -> str:
+        """Why the partition holds fewer samples than its target ("" when it does not)."""
+        if not self.missing_samples:
+            return ""
+        return (
+            f"{self.samples_total}/{self.target_samples} samples: {self.failed_batches} "
+            f"failed batch(es) (a re-run generates them again), {self.short_batches} short "
+            f"batch(es)"
+        )
+
+
+@dataclass
+class _CallOutcome:
+    samples: list[dict[str, Any]]
+    cause: str = ""  # why the call gave no (or too few) samples, for the retry log line
+    length_cut: bool = False
+    refused: bool = False  # the server refused the request: repeating it is pointless
 
 
 def call_seed(date: str, data_type: str, batch_number: int, attempt: int) -> int:
@@ -115,6 +155,7 @@ class PartitionGenerator:
         settings: TypeSettings,
         target_samples: int,
         out_dir: Path,
+        quarantine_dir: Path,
         examples: list[dict[str, Any]],
         options: RunOptions = RunOptions(),
         log: Callable[[str], None] = print,
@@ -125,6 +166,7 @@ class PartitionGenerator:
         self.date = date
         self.settings = settings
         self.out_dir = out_dir
+        self.quarantine_dir = quarantine_dir
         self.examples = examples
         self.options = options
         self.log = log
@@ -147,7 +189,13 @@ class PartitionGenerator:
 
     def run(self) -> GenerationReport:
         self._started = time.perf_counter()
-        done = finished_batches(self.out_dir)
+        done, quarantined = usable_batches(self.out_dir, self.data_type, self.quarantine_dir)
+        for moved in quarantined:
+            self.log(
+                f"{self._label()}: quarantined {moved.original.name} -> {moved.moved_to} "
+                f"({moved.reason}); its batch is generated again"
+            )
+        self.report.quarantined = [moved.as_dict() for moved in quarantined]
         self.report.resumed_batches = sum(1 for n in done if n in self.batch_sizes)
         self.report.resumed_samples = sum(
             len(b.samples) for n, b in done.items() if n in self.batch_sizes
@@ -155,12 +203,17 @@ class PartitionGenerator:
         missing = [n for n in self.batch_sizes if n not in done]
         if done:
             self.log(
-                f"{self._label()}: resuming, {self.report.resumed_batches} finished batch file(s) kept, "
-                f"{len(missing)} to generate"
+                f"{self._label()}: resuming, {self.report.resumed_batches} finished batch "
+                f"file(s) kept, {len(missing)} to generate"
             )
-        if missing:
-            self._generate(missing)
-        self.report.wall_seconds = time.perf_counter() - self._started
+        try:
+            if missing:
+                self._generate(missing)
+        finally:
+            self.report.wall_seconds = time.perf_counter() - self._started
+            self.report.structured_output = self.backend.structured_output
+        if self.report.shortfall():
+            self.log(f"{self._label()}: short of target, {self.report.shortfall()}")
         return self.report
 
     def _generate(self, missing: list[int]) -> None:
@@ -186,14 +239,26 @@ class PartitionGenerator:
         size = self.batch_sizes[batch_number]
         samples: list[dict[str, Any]] = []
         usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "duration_s": 0.0}
-        attempt = 0
+        attempt, budget_factor = 0, 1
+        outcome = _CallOutcome([])
         while len(samples) < size and attempt <= self.options.max_retries:
+            if outcome.refused:
+                break
             if attempt:
                 self._count(retries=1)
-                self.sleep(self.options.backoff(attempt))
+                delay = self.options.backoff(attempt)
+                self.log(
+                    f"{self._label()}: batch {batch_number}: retry {attempt}/"
+                    f"{self.options.max_retries} in {delay:.1f}s, {size - len(samples)} "
+                    f"sample(s) missing; cause: {outcome.cause}"
+                )
+                self.sleep(delay)
             seed = call_seed(self.date, self.data_type, batch_number, attempt)
             attempt += 1
-            samples.extend(self._call(batch_number, size - len(samples), seed, usage))
+            outcome = self._call(batch_number, size - len(samples), seed, usage, budget_factor)
+            if outcome.length_cut and budget_factor == 1:
+                budget_factor = LENGTH_CUT_BUDGET_FACTOR
+            samples.extend(outcome.samples)
         if not samples:
             self._count(failed_batches=1)
             self.log(
@@ -230,8 +295,13 @@ class PartitionGenerator:
         self._log_progress()
 
     def _call(
-        self, batch_number: int, wanted: int, seed: int, usage: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+        self,
+        batch_number: int,
+        wanted: int,
+        seed: int,
+        usage: dict[str, Any],
+        budget_factor: int,
+    ) -> _CallOutcome:
         request = ChatRequest(
             model=self.settings.model,
             messages=build_messages(
@@ -242,7 +312,7 @@ class PartitionGenerator:
             top_p=self.settings.top_p,
             top_k=self.settings.top_k,
             seed=seed,
-            max_tokens=wanted * self.settings.max_tokens_per_sample + 64,
+            max_tokens=budget_factor * token_budget(wanted, self.settings.max_tokens_per_sample),
         )
         self._count(calls=1)
         usage["calls"] += 1
@@ -250,13 +320,20 @@ class PartitionGenerator:
             result = self.backend.chat(request)
         except TransientLLMError as exc:
             self._count(transient_errors=1)
-            self.log(f"{self._label()}: batch {batch_number}: {exc}; retrying")
-            return []
+            return _CallOutcome([], cause=f"transient: {exc}")
+        except InvalidRequestError as exc:
+            self._count(invalid_requests=1)
+            self.log(f"{self._label()}: batch {batch_number}: not repeated, {exc}")
+            return _CallOutcome([], cause=f"refused: {exc}", refused=True)
+        except TruncatedOutputError as exc:
+            self._count(invalid_outputs=1, length_cuts=1)
+            self._keep_failure(batch_number, seed, f"length: {exc}", exc.raw)
+            bigger = "rejected" if budget_factor > 1 else "retried with a larger budget"
+            return _CallOutcome([], cause=f"length cut ({exc}), {bigger}", length_cut=True)
         except InvalidOutputError as exc:
             self._count(invalid_outputs=1)
-            self._keep_failure(batch_number, seed, str(exc), None)
-            self.log(f"{self._label()}: batch {batch_number}: {exc}; retrying")
-            return []
+            self._keep_failure(batch_number, seed, str(exc), exc.raw)
+            return _CallOutcome([], cause=f"invalid output: {exc}")
         self._count(
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
@@ -265,33 +342,38 @@ class PartitionGenerator:
         usage["prompt_tokens"] += result.prompt_tokens
         usage["completion_tokens"] += result.completion_tokens
         usage["duration_s"] = round(usage["duration_s"] + result.duration_s, 3)
-        valid = self._valid_samples(batch_number, seed, result.data)
+        valid, cause = self._valid_samples(batch_number, seed, result.data, result.content)
         if not valid:
             self._count(invalid_outputs=1)
-        return valid[:wanted]
+        return _CallOutcome(valid[:wanted], cause=cause)
 
     def _valid_samples(
-        self, batch_number: int, seed: int, data: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+        self, batch_number: int, seed: int, data: dict[str, Any], content: str
+    ) -> tuple[list[dict[str, Any]], str]:
         raw = data.get("samples")
         if not isinstance(raw, list):
-            self._keep_failure(batch_number, seed, "answer has no 'samples' array", data)
-            return []
-        valid = []
+            self._keep_failure(batch_number, seed, "answer has no 'samples' array", content)
+            return [], "schema: answer has no 'samples' array"
+        valid, errors = [], []
         for item in raw:
             try:
                 valid.append(self.model.model_validate(item).model_dump(mode="json"))
             except ValidationError as exc:
-                self._count(schema_invalid_samples=1)
-                self._keep_failure(batch_number, seed, _short_errors(exc), item)
-        return valid
+                errors.append(_short_errors(exc))
+                self._keep_failure(batch_number, seed, errors[-1], json.dumps(item))
+        self._count(schema_invalid_samples=len(errors))
+        if not raw:
+            return [], "schema: answer holds no sample"
+        if errors:
+            return valid, f"schema: {len(errors)} of {len(raw)} sample(s) invalid ({errors[0]})"
+        return valid, "answer held fewer samples than asked"
 
-    def _keep_failure(self, batch_number: int, seed: int, error: str, output: Any) -> None:
+    def _keep_failure(self, batch_number: int, seed: int, error: str, raw: str | None) -> None:
         record = {
             "batch_number": batch_number,
             "seed": seed,
             "error": error,
-            "output": output,
+            **bounded_output(raw),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with self._lock:
@@ -309,14 +391,20 @@ class PartitionGenerator:
             rate = 60.0 * report.samples_written / elapsed if elapsed else 0.0
             remaining = max(0, report.target_samples - report.samples_total)
             eta = f"{60.0 * remaining / rate:.0f}s" if rate else "unknown"
+            batches = report.written_batches + report.resumed_batches
             self.log(
                 f"{self._label()}: {report.samples_total}/{report.target_samples} samples "
-                f"({report.written_batches + report.resumed_batches}/{report.planned_batches} batches), "
+                f"({batches}/{report.planned_batches} batches), "
                 f"{rate:.1f} samples/min, ETA {eta}"
             )
 
     def _label(self) -> str:
         return f"{self.data_type} {self.date}"
+
+
+def token_budget(wanted: int, tokens_per_sample: int) -> int:
+    """max_tokens of a call that asks for `wanted` samples (before any length-cut boost)."""
+    return wanted * tokens_per_sample + 64
 
 
 def _batch_sizes(target: int, per_call: int) -> dict[int, int]:

@@ -4,20 +4,24 @@ from unwritten_pipeline.lib.llm.base import (
     ChatRequest,
     ChatResult,
     InvalidOutputError,
+    InvalidRequestError,
     LLMBackend,
     LLMError,
     LLMUnavailableError,
     ModelNotAvailableError,
     TransientLLMError,
+    TruncatedOutputError,
 )
 
 __all__ = [
     "ChatRequest",
     "ChatResult",
     "InvalidOutputError",
+    "InvalidRequestError",
     "LLMBackend",
     "LLMError",
     "LLMUnavailableError",
     "ModelNotAvailableError",
     "TransientLLMError",
+    "TruncatedOutputError",
 ]

@@ -21,11 +21,32 @@ class ModelNotAvailableError(LLMError):
 
 
 class TransientLLMError(LLMError):
-    """Timeout, dropped connection, HTTP 5xx or 429: worth retrying."""
+    """Timeout, dropped connection, HTTP 429 or a 5xx that is not about the request: retry."""
+
+
+class InvalidRequestError(LLMError):
+    """The server refused the request itself (HTTP 4xx, or a 5xx whose body says the request
+    is invalid): the same request would be refused again, so it is never retried."""
 
 
 class InvalidOutputError(LLMError):
-    """The server answered, but not with JSON of the requested shape: worth retrying."""
+    """The server answered, but not with JSON of the requested shape: worth retrying.
+
+    `raw` is what the model said (for schema_failures.jsonl), when there was an answer.
+    """
+
+    def __init__(self, message: str, *, raw: str | None = None):
+        super().__init__(message)
+        self.raw = raw
+
+
+class TruncatedOutputError(InvalidOutputError):
+    """The answer stopped at the token budget (OpenAI finish_reason / Ollama done_reason
+    "length"). Even when the cut text parses, it is not what the model meant to say."""
+
+    def __init__(self, message: str, *, raw: str | None, max_tokens: int):
+        super().__init__(message, raw=raw)
+        self.max_tokens = max_tokens
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,8 @@ class ChatResult:
     completion_tokens: int
     duration_s: float
     data: dict[str, Any] = field(default_factory=dict)
+    # how the output was constrained (json_schema, json_object, grammar, ...)
+    structured_output: str = ""
 
     def usage_line(self) -> str:
         return (
@@ -67,6 +90,10 @@ class LLMBackend(Protocol):
     @property
     def endpoint(self) -> str: ...
 
+    @property
+    def structured_output(self) -> str:
+        """The structured-output form in use ("" until the first call decided it)."""
+
     def check(self, models: list[str]) -> None:
         """Raise LLMUnavailableError / ModelNotAvailableError unless every model can answer."""
 
@@ -76,16 +103,27 @@ class LLMBackend(Protocol):
     def close(self) -> None: ...
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json_object(content: str, *, backend: str) -> dict[str, Any]:
+    """Strict JSON: NaN and Infinity, which Python's json accepts, are refused too."""
     try:
-        data = json.loads(content)
+        data = json.loads(content, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        preview = content[-80:] if len(content) > 80 else content
         raise InvalidOutputError(
-            f"{backend}: output is not valid JSON ({exc.msg} at char {exc.pos}); ends with {preview!r}"
+            f"{backend}: output is not valid JSON ({exc.msg} at char {exc.pos} of {len(content)})",
+            raw=content,
+        ) from None
+    except ValueError as exc:
+        raise InvalidOutputError(
+            f"{backend}: output is not strict JSON ({exc})", raw=content
         ) from None
     if not isinstance(data, dict):
-        raise InvalidOutputError(f"{backend}: expected a JSON object, got {type(data).__name__}")
+        raise InvalidOutputError(
+            f"{backend}: expected a JSON object, got {type(data).__name__}", raw=content
+        )
     return data
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from unwritten_pipeline.lib.llm.base import (
     ChatRequest,
     ChatResult,
-    InvalidOutputError,
+    InvalidRequestError,
     LLMUnavailableError,
     ModelNotAvailableError,
+    TruncatedOutputError,
     parse_json_object,
 )
 
@@ -53,7 +54,8 @@ def _distribution_files(distribution: str, hint: str) -> list[Path]:
         files = metadata.files(distribution) or []
     except metadata.PackageNotFoundError:
         raise ModelNotAvailableError(
-            f"the package {distribution} that ships the embedded model is not installed; run `{hint}`"
+            f"the package {distribution} that ships the embedded model is not installed; "
+            f"run `{hint}`"
         ) from None
     return [Path(f.locate()) for f in files]
 
@@ -74,7 +76,8 @@ def locate_gguf(model: str, cache_dir: Path) -> Path:
         spec = PACKAGED_MODELS[model]
     except KeyError:
         raise ModelNotAvailableError(
-            f"unknown embedded model {model!r}; use one of {', '.join(PACKAGED_MODELS)} or a path to a .gguf"
+            f"unknown embedded model {model!r}; use one of {', '.join(PACKAGED_MODELS)} "
+            "or a path to a .gguf"
         ) from None
     parts: list[Path] = []
     for distribution in spec.distributions:
@@ -85,7 +88,8 @@ def locate_gguf(model: str, cache_dir: Path) -> Path:
         )
         if not found:
             raise ModelNotAvailableError(
-                f"{distribution} is installed but holds no {spec.filename}*; reinstall it: `{spec.install_hint}`"
+                f"{distribution} is installed but holds no {spec.filename}*; "
+                f"reinstall it: `{spec.install_hint}`"
             )
         parts.extend(found)
     if len(parts) == 1:
@@ -121,6 +125,7 @@ class EmbeddedBackend:
     """
 
     name = "embedded"
+    structured_output = "json_object+schema"
 
     def __init__(self, *, cache_dir: Path, n_threads: int = 1, n_ctx: int = 4096):
         self.cache_dir = cache_dir
@@ -166,16 +171,18 @@ class EmbeddedBackend:
                     seed=request.seed,
                     max_tokens=request.max_tokens,
                 )
-            except ValueError as exc:  # e.g. prompt longer than n_ctx
-                raise InvalidOutputError(
+            except ValueError as exc:  # e.g. prompt longer than n_ctx: the same every time
+                raise InvalidRequestError(
                     f"embedded llama.cpp rejected the request: {exc}"
                 ) from None
             duration = time.perf_counter() - started
         choice = answer["choices"][0]
         content = choice["message"]["content"] or ""
         if choice.get("finish_reason") == "length":
-            raise InvalidOutputError(
-                f"embedded output truncated at max_tokens={request.max_tokens}"
+            raise TruncatedOutputError(
+                f"embedded output cut at max_tokens={request.max_tokens} (finish_reason=length)",
+                raw=content,
+                max_tokens=request.max_tokens,
             )
         usage = answer.get("usage") or {}
         return ChatResult(
@@ -187,6 +194,7 @@ class EmbeddedBackend:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             duration_s=duration,
             data=parse_json_object(content, backend=self.name),
+            structured_output=self.structured_output,
         )
 
     def close(self) -> None:
