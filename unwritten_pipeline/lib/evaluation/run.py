@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from unwritten_pipeline.lib.evaluation.baselines import Encoder
 from unwritten_pipeline.lib.evaluation.candidates import (
     MULTITASK,
@@ -98,6 +100,16 @@ def evaluate(
     items = load_personality_golden(inputs.personality_golden)
     splits = load_split_examples(inputs.splits_dir)
     test = TestSplit.from_examples(splits["test"], splits["train"])
+    # every input is checked before the first model runs: a bad one fails in seconds
+    if not (inputs.multitask_dir / "merged").is_dir():
+        raise EvaluationError(
+            f"{inputs.multitask_dir / 'merged'}: no merged multi-task model; "
+            "materialize multitask_model first"
+        )
+    personality_model, personality_config = load_deployment(inputs.personality_dir)
+    check_encoder(model_encoder_identity, personality_config["encoder"], inputs.personality_dir)
+    _check_tokens(inputs, personality_config)
+    poles = token_poles(inputs.tokens_file)
     log(
         f"golden: {len(sentiment.texts)} sentiment texts, {len(items.texts)} Big Five items; "
         f"test split: {len(test.sentiment_texts)} sentiment, "
@@ -114,7 +126,7 @@ def evaluate(
     log(f"baselines scored in {run.seconds['baselines']:.1f} s")
     models = _multitask_candidates(inputs, sentiment, items, test, max_length, run, log)
     models |= _personality_candidates(
-        inputs, model_encoder, model_encoder_identity, items, test, run, log
+        inputs, personality_model, poles, model_encoder, items, test, run, log
     )
     run.payload = {
         "golden": {"sentiment": sentiment.describe(), "personality": items.describe()},
@@ -185,20 +197,19 @@ def _multitask_candidates(
 
 def _personality_candidates(
     inputs: EvaluationInputs,
+    model,
+    poles,
     encoder: Encoder,
-    identity: dict,
     items: PersonalityGolden,
     test: TestSplit,
     run: EvaluationRun,
     log,
 ) -> dict:
-    model, config = load_deployment(inputs.personality_dir)
-    check_encoder(identity, config["encoder"], inputs.personality_dir)
-    poles = token_poles(inputs.tokens_file)
-    _check_tokens(inputs, config)
     item_embeddings = encoder.encode(items.texts)
-    test_embeddings = encoder.encode(test.personality_texts).reshape(
-        len(test.personality_texts), item_embeddings.shape[1]
+    test_embeddings = (
+        encoder.encode(test.personality_texts)
+        if test.personality_texts  # the encoders refuse an empty batch
+        else np.zeros((0, item_embeddings.shape[1]), dtype=np.float32)
     )
 
     def score(logits):
