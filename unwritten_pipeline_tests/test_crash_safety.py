@@ -1,5 +1,6 @@
-"""SIGKILL in the middle of a materialization: nothing half-written is visible, finished work is kept,
-and the re-run completes (generation resumes its batches, training resumes its checkpoint)."""
+"""SIGKILL in the middle of a materialization: nothing half-written is visible, finished work is
+kept, the re-run completes (generation resumes its batches, training resumes its checkpoint), and
+the daemon's run monitoring marks the killed run failed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import yaml
+from dagster._core.launcher import WorkerStatus
 
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import partition_key
@@ -22,10 +25,10 @@ from unwritten_pipeline.lib.personality.fusechat import publish_cache
 from unwritten_pipeline.lib.personality.tokens import load_tokens
 from unwritten_pipeline.lib.personality.train import load_checkpoint
 from unwritten_pipeline.lib.storage.files import write_json_atomic
-from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.llm import LLM_SERVER_TAG, LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
+from unwritten_pipeline_tests.conftest import SeedSampleFactory
 
 DATE = "2026-11-22"
 
@@ -41,6 +44,19 @@ dg.materialize([llm_batches], partition_key=partition_key("2026-11-22", "sentime
     run_config={"ops": {"llm_batches": {"config": {"sample_count": 10, "samples_per_call": 1}}}})
 """
 
+MONITORED_GENERATE = """
+import sys, dagster as dg
+from unwritten_pipeline.defs.generation.assets import llm_batches
+from unwritten_pipeline.defs.generation.partitions import partition_key
+from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.storage import ArtifactStore
+dg.materialize([llm_batches], partition_key=partition_key("2026-11-22", "sentiment"),
+    instance=dg.DagsterInstance.get(), tags={sys.argv[3]: "ollama:" + sys.argv[1]},
+    resources={"llm": LLMResource(profile="production", base_url=sys.argv[1], backoff_base_s=0.0),
+               "store": ArtifactStore(data_root=sys.argv[2])},
+    run_config={"ops": {"llm_batches": {"config": {"sample_count": 20, "samples_per_call": 1}}}})
+"""
+
 TRAIN = """
 import sys, dagster as dg
 from unwritten_pipeline.defs.personality.assets import personality_model
@@ -50,12 +66,13 @@ dg.materialize([personality_model], resources={"store": ArtifactStore(data_root=
 """
 
 
-def _start(script: str, *args: str) -> subprocess.Popen:
+def _start(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", script, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=PROJECT_ROOT,
+        env=env,
     )
 
 
@@ -102,7 +119,7 @@ def test_killed_generation_keeps_finished_batches_and_resumes(tmp_path):
 
 
 def _cache(root: Path, n: int = 3000, dim: int = 16) -> None:
-    """A soft-label cache written directly (what fusechat_soft_labels produces), no encoder needed."""
+    """A soft-label cache written directly (what fusechat_soft_labels produces), no encoder."""
     tokens = load_tokens(PROJECT_ROOT / "data" / "personality-tokens.json")
     rng = np.random.default_rng(0)
     embeddings = rng.standard_normal((n, dim)).astype(np.float32)
@@ -156,3 +173,81 @@ def test_killed_training_leaves_whole_checkpoints_and_resumes(tmp_path):
     assert meta["epochs"].value == 8
     history = json.loads((tmp_path / "personality_model" / "training_history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == list(range(1, 9))
+
+
+def _monitored_home(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """$DAGSTER_HOME with the project's dagster.yaml, polled every second instead of 30 s."""
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the storage config reads it
+    home.mkdir()
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    config["run_monitoring"]["poll_interval_seconds"] = 1
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home, {**os.environ, "DAGSTER_HOME": str(home)}
+
+
+def _start_monitored_generation(tmp_path: Path, server: FakeLLMServer, env) -> subprocess.Popen:
+    """A generation run recorded in the instance at $DAGSTER_HOME, killed once it is busy."""
+    data = str(tmp_path / "data")
+    return _start(MONITORED_GENERATE, server.url, data, LLM_SERVER_TAG, env=env)
+
+
+def _first_batch_written(tmp_path: Path):
+    directory = partition_dir(tmp_path / "data", "sentiment", DATE)
+    return lambda: any(directory.glob("batch_*.json"))
+
+
+def test_killed_run_is_marked_failed_by_the_daemons_run_monitoring(tmp_path, monkeypatch):
+    """The public way: the project's instance config and a real `dagster-daemon run`."""
+    home, env = _monitored_home(tmp_path, monkeypatch)
+    instance = dg.DagsterInstance.from_config(str(home))
+    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+        process = _start_monitored_generation(tmp_path, server, env)
+        _kill_when(process, _first_batch_written(tmp_path))
+    [run] = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED  # nobody has noticed the dead worker yet
+    busy = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED], tags={LLM_SERVER_TAG: f"ollama:{server.url}"}
+    )
+    assert instance.get_runs_count(busy) == 1  # it holds the one-run-per-LLM-server slot
+
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log:
+        daemon = subprocess.Popen(
+            [Path(sys.executable).with_name("dagster-daemon"), "run", "--empty-workspace"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED:
+                assert daemon.poll() is None, log_path.read_text()[-2000:]
+                assert time.monotonic() < deadline, "run monitoring never marked the run"
+                time.sleep(0.5)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    messages = [e.message for e in instance.all_logs(run.run_id)]
+    assert any(f"run worker pid {process.pid}" in m and "is gone" in m for m in messages)
+    assert instance.get_runs_count(busy) == 0  # the slot is free for the next generation run
+
+
+def test_the_health_check_tells_a_live_worker_from_a_dead_one(tmp_path, monkeypatch):
+    home, env = _monitored_home(tmp_path, monkeypatch)
+    instance = dg.DagsterInstance.from_config(str(home))
+    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+        process = _start_monitored_generation(tmp_path, server, env)
+        ready, deadline = _first_batch_written(tmp_path), time.monotonic() + 240
+        try:
+            while not ready():
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            [run] = instance.get_runs()
+            alive = instance.run_launcher.check_run_worker_health(run)
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    dead = instance.run_launcher.check_run_worker_health(run)
+    assert alive.status == WorkerStatus.RUNNING, alive.msg
+    assert dead.status == WorkerStatus.FAILED and f"pid {process.pid}" in dead.msg
