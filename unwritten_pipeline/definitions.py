@@ -4,6 +4,7 @@ import dagster as dg
 
 from unwritten_pipeline.defs.automation.definitions import automation_defs
 from unwritten_pipeline.defs.curation.definitions import curation_defs
+from unwritten_pipeline.defs.evaluation.definitions import evaluation_defs
 from unwritten_pipeline.defs.export.definitions import export_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
 from unwritten_pipeline.defs.multitask.definitions import multitask_defs
@@ -22,6 +23,7 @@ def build_defs() -> dg.Definitions:
         personality_defs(),
         multitask_defs(),
         export_defs(),
+        evaluation_defs(),
         automation_defs(),
         dg.Definitions(
             resources={

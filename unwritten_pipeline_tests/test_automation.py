@@ -117,6 +117,7 @@ PERSONALITY_SIDE = [
         "personality_coreml",
         "benchmark_report",
         "model_release",
+        "model_evaluation",
     }
 ]
 
@@ -154,6 +155,7 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
             "multitask_coreml",
             "benchmark_report",
             "model_release",
+            "model_evaluation",
         },
     ]
 
@@ -169,7 +171,11 @@ def test_failed_blocking_check_stops_the_release(world):
 
     _materialize(instance, "multitask_tflite")
     _check(instance, dg.AssetKey("multitask_tflite"), "parity", True)
-    assert _requested(defs, instance, result.cursor)[0] == {"benchmark_report", "model_release"}
+    assert _requested(defs, instance, result.cursor)[0] == {
+        "benchmark_report",
+        "model_release",
+        "model_evaluation",
+    }
 
 
 def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):

@@ -30,6 +30,7 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "multitask_tflite",
         "benchmark_report",
         "model_release",
+        "model_evaluation",
         "personality_coreml",
         "multitask_coreml",
         "seed_examples",
