@@ -173,7 +173,11 @@ def test_cache_files_are_consistent_and_published_atomically(tmp_path, encoder):
     assert cache.metadata["tokens_sha256"] == TOKENS.sha256 and cache.metadata["tokens"] == list(
         TOKENS.tokens
     )
-    assert TOKENS.tokens[int(cache.targets[0].argmax())] in TOKENS.tokens
+    # the soft labels mean something: a sociable line ranks sociable descriptors, an orderly line
+    # ranks "organized" among its five most likely tokens
+    top5 = [{TOKENS.tokens[j] for j in row.argsort()[::-1][:5]} for row in cache.targets]
+    assert top5[0] & {"fun-loving", "friendly", "lively", "sociable", "outgoing"}
+    assert "organized" in top5[1]
     # same version again: reused, not rebuilt
     assert publish_cache(root, "v1", lambda d: pytest.fail("rebuilt")) == (directory, False)
 
