@@ -10,7 +10,11 @@ from unwritten_pipeline.lib.evaluation.golden import GoldenSetError, golden_path
 from unwritten_pipeline.lib.evaluation.results import EvaluationFileError, summary_markdown
 from unwritten_pipeline.lib.evaluation.run import EvaluationError, EvaluationInputs, evaluate
 from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError
-from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder
+from unwritten_pipeline.lib.personality.embeddings import (
+    DEFAULT_ENCODER,
+    EncoderError,
+    LocalEncoder,
+)
 from unwritten_pipeline.lib.personality.tokens import TokenFileError
 from unwritten_pipeline.lib.report import png_markdown
 from unwritten_pipeline.lib.storage.files import sha256_file
@@ -73,13 +77,13 @@ def model_evaluation(
         personality_golden=Path(config.personality_golden or default_personality),
         out_dir=layout.evaluation_dir,
     )
-    model_encoder = embeddings.open()
-    zero_shot_encoder = (
-        model_encoder
-        if model_encoder.identity.name == DEFAULT_ENCODER
-        else LocalEncoder(DEFAULT_ENCODER)
-    )
     try:
+        model_encoder = embeddings.open()
+        zero_shot_encoder = (
+            model_encoder
+            if model_encoder.identity.name == DEFAULT_ENCODER
+            else LocalEncoder(DEFAULT_ENCODER)
+        )
         run = evaluate(
             inputs,
             model_encoder,
@@ -93,6 +97,7 @@ def model_evaluation(
         GoldenSetError,
         EvaluationError,
         EvaluationFileError,
+        EncoderError,
         SplitsMissingError,
         TokenFileError,
         FileNotFoundError,
