@@ -8,12 +8,14 @@ import socket
 import dagster as dg
 import pytest
 
-from unwritten_pipeline.defs.generation.assets import llm_batches
+from unwritten_pipeline.defs.generation.assets import TARGET_REACHED_CHECK, llm_batches
 from unwritten_pipeline.defs.generation.partitions import partition_key
 from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.generation.schemas import sample_model
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
+from unwritten_pipeline_tests.conftest import SeedSampleFactory
 
 DATE = "2026-11-22"
 
@@ -77,6 +79,87 @@ def test_model_not_pulled_names_the_fix(fake_server, tmp_path):
     assert not result.success
     message = result.failure_data_for_node("llm_batches").error.message
     assert "model qwen3:30b-a3b is not pulled" in message and "ollama pull qwen3:30b-a3b" in message
+
+
+def _check(result) -> dg.AssetCheckEvaluation:
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == TARGET_REACHED_CHECK
+    return evaluation
+
+
+@pytest.mark.parametrize("flavor", ["ollama", "vllm", "llama-cpp-python"])
+def test_every_count_in_the_metadata_matches_what_the_server_saw(tmp_path, flavor):
+    faults = ["http500", "http429", "timeout", "reset", "truncated", "schema_invalid"]
+    faults += ["not_json_object", "nan", "length_valid", "length_truncated"]
+    backend = "ollama" if flavor == "ollama" else "openai"
+    openai_flavor = "vllm" if flavor == "ollama" else flavor
+    with FakeLLMServer(SeedSampleFactory(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (
+        server
+    ):
+        url = server.url if backend == "ollama" else f"{server.url}/v1"
+        llm = LLMResource(
+            profile="production",
+            backend=backend,
+            base_url=url,
+            backoff_base_s=0.0,
+            max_retries=12,
+            timeout_s=0.4,
+            structured_output=None if backend == "ollama" else "json_object",
+        )
+        server.faults.extend(faults)
+        result = _materialize(llm, tmp_path, "sentiment", count=4, samples_per_call=2)
+    assert result.success
+    meta = _materialization(result).metadata
+    chats = len(
+        server.chat_requests("/api/chat" if backend == "ollama" else "/v1/chat/completions")
+    )
+    assert meta["calls"].value == chats == 2 + len(faults)
+    assert meta["retries"].value == len(faults)
+    assert meta["transient_errors"].value == 4  # 500, 429, timeout, reset
+    assert meta["schema_failed_outputs"].value == 6 and meta["length_cuts"].value == 2
+    assert meta["schema_failed_samples"].value == 2 and meta["invalid_requests"].value == 0
+    kept = [
+        s
+        for f in partition_dir(tmp_path, "sentiment", DATE).glob("batch_*.json")
+        for s in json.loads(f.read_text())["samples"]
+    ]
+    assert meta["samples"].value == len(kept) == 4
+    failures = (partition_dir(tmp_path, "sentiment", DATE) / "schema_failures.jsonl").read_text()
+    assert len(failures.splitlines()) == 5 + 2  # one line per unusable output, per bad sample
+    assert _check(result).passed
+
+
+def test_a_partition_short_of_its_target_warns_with_the_counts(fake_server, tmp_path):
+    fake_server.faults.extend(["http500"] * 4)  # batch 1 fails after 1 + 3 calls
+    llm = LLMResource(
+        profile="production",
+        base_url=fake_server.url,
+        backoff_base_s=0.0,
+        max_failure_ratio=0.5,  # one failed batch of three is tolerated
+    )
+    result = _materialize(llm, tmp_path, "sentiment", count=6, samples_per_call=2)
+    assert result.success  # the two good batches are kept and visible downstream
+
+    check = _check(result)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["missing_samples"].value == 2
+    assert check.metadata["batches_failed"].value == 1
+    assert "4/6 samples: 1 failed batch" in check.description
+
+
+def test_a_corrupt_batch_file_is_quarantined_and_listed(fake_server, tmp_path):
+    llm = LLMResource(profile="production", base_url=fake_server.url, backoff_base_s=0.0)
+    directory = partition_dir(tmp_path, "sentiment", DATE)
+    directory.mkdir(parents=True)
+    (directory / "batch_0001.json").write_text("{not json")
+    result = _materialize(llm, tmp_path, "sentiment", count=2, samples_per_call=2)
+    assert result.success
+
+    meta = _materialization(result).metadata
+    [entry] = meta["quarantine"].value
+    assert entry["file"] == "batch_0001.json" and "not valid JSON" in entry["reason"]
+    assert meta["quarantined_now"].value[0]["file"] == "batch_0001.json"
+    assert json.loads((directory / "batch_0001.json").read_text())["sample_count"] == 2
 
 
 @pytest.mark.slow

@@ -276,3 +276,39 @@ def test_long_failed_outputs_are_kept_bounded_and_files_are_0644(fake_server, tm
     record = bounded_output("x" * (RAW_OUTPUT_LIMIT + 10))
     assert len(record["raw_output"]) == RAW_OUTPUT_LIMIT and record["raw_output_truncated"]
     assert record["raw_output_chars"] == RAW_OUTPUT_LIMIT + 10
+
+
+@pytest.mark.slow
+def test_embedded_length_cuts_are_retried_bigger_then_rejected(tmp_path, seed_dir):
+    """The real embedded model with a budget far too small for an emotional_authenticity sample:
+    cut at the budget, cut again at twice the budget, and nothing is kept."""
+    from unwritten_pipeline.lib.generation.profiles import demo_profile
+    from unwritten_pipeline.lib.llm.embedded import EmbeddedBackend
+
+    settings = replace(
+        demo_profile().types["emotional_authenticity"], samples_per_call=1, max_tokens_per_sample=1
+    )
+    backend = EmbeddedBackend(cache_dir=tmp_path / "models")
+    try:
+        report = generate_partition(
+            backend,
+            data_root=tmp_path,
+            seed_examples_dir=seed_dir,
+            data_type="emotional_authenticity",
+            date=DATE,
+            settings=settings,
+            target_samples=1,
+            options=RunOptions(max_retries=1, backoff_base_s=0.0, max_failure_ratio=1.0),
+            log=lambda _: None,
+        )
+    finally:
+        backend.close()
+    assert (report.calls, report.length_cuts, report.failed_batches) == (2, 2, 1)
+    assert report.samples_total == 0
+    assert not _batch_files(tmp_path, "emotional_authenticity")
+    failures = partition_dir(tmp_path, "emotional_authenticity", DATE) / "schema_failures.jsonl"
+    records = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert [r["error"].split(" (")[0] for r in records] == [
+        f"length: embedded output cut at max_tokens={n}" for n in (65, 130)
+    ]
+    assert all(r["raw_output"] for r in records)  # what the model had said so far
