@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 
@@ -40,7 +41,10 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     assert graph.get(dg.AssetKey("model_release")).parent_keys == {
         dg.AssetKey("personality_tflite"),
         dg.AssetKey("multitask_tflite"),
+        dg.AssetKey("personality_coreml"),
+        dg.AssetKey("multitask_coreml"),
         dg.AssetKey("benchmark_report"),
+        dg.AssetKey("model_evaluation"),
         dg.AssetKey("probe_texts"),
     }
     assert graph.get(dg.AssetKey("validated_samples")).parent_keys == {dg.AssetKey("llm_batches")}
@@ -116,3 +120,33 @@ def test_dagster_yaml_limits_one_run_per_llm_server(tmp_path, monkeypatch):
         } in limits
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert str(tmp_path) in instance.run_storage._conn_string
+
+
+def test_the_api_key_reaches_the_server_and_nowhere_else(fake_server, tmp_path, monkeypatch):
+    """A real generation run with a secret: the server sees it, no artifact, metadata, log or run
+    config does."""
+    secret = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("UNWRITTEN_PROFILE", "production")
+    monkeypatch.setenv("UNWRITTEN_LLM_BACKEND", "openai")
+    monkeypatch.setenv("UNWRITTEN_LLM_URL", f"{fake_server.url}/v1")
+    monkeypatch.setenv("UNWRITTEN_LLM_API_KEY", secret)
+    monkeypatch.setenv("UNWRITTEN_DATA_ROOT", str(tmp_path / "data"))
+    job = build_defs().resolve_job_def("generation_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            partition_key=f"sentiment|{datetime.now(UTC):%Y-%m-%d}",
+            run_config={"ops": {"llm_batches": {"config": {"sample_count": 3}}}},
+            instance=instance,
+        )
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        events = instance.all_logs(result.run_id)
+
+    chat = fake_server.chat_requests("/v1/chat/completions")
+    assert chat and all(r["headers"]["Authorization"] == f"Bearer {secret}" for r in chat)
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert files, "the run wrote no batch file"
+    for path in files:
+        assert secret not in path.read_text(errors="replace"), path
+    assert secret not in json.dumps(run.run_config, default=str)
+    assert secret not in json.dumps([str(e) for e in events])
