@@ -12,6 +12,9 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from unwritten_pipeline.definitions import build_defs
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.lib.storage.files import read_json
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 
 SOURCES = ("personality_tokens", "fusechat_source", "seed_examples", "probe_texts")
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -55,7 +58,8 @@ BLOCKING_CHECKS = {
     "personality_tflite": "parity",
     "multitask_tflite": "parity",
     "personality_coreml": "weights_parity",
-    "model_release": "probe_difference",
+    "multitask_coreml": "spec",
+    "model_release": "export_parity",
 }
 
 
@@ -219,3 +223,44 @@ def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):
     changed, _ = tick(cursor)
     assert set(changed) == {"personality_tokens", "fusechat_source"}
     assert changed["personality_tokens"] != first["personality_tokens"]
+
+
+def _run_requested(defs, instance, cursor):
+    """Evaluate like the sensor, then execute what it requested, one run per partition key."""
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    by_partition: dict[str | None, list[dg.AssetKey]] = {}
+    for r in result.results:
+        for partition in result.get_requested_partitions(r.key):
+            by_partition.setdefault(partition, []).append(r.key)
+    job = defs.resolve_implicit_global_asset_job_def()
+    for partition, keys in by_partition.items():
+        run = job.execute_in_process(
+            asset_selection=keys, partition_key=partition, instance=instance
+        )
+        assert run.success
+    executed = [{k.to_user_string() for k in keys} for keys in by_partition.values()]
+    return executed, result.cursor
+
+
+@pytest.mark.slow
+def test_requested_rebuilds_run_the_real_asset_code(tmp_path, monkeypatch):
+    """New batch files on disk and their llm_batches materialization: automation requests the
+    validated partition, then training_splits, and both runs execute the real asset code."""
+    monkeypatch.setenv("UNWRITTEN_DATA_ROOT", str(tmp_path))
+    write_partition(tmp_path, "sentiment", TODAY, [distinct_samples("sentiment", 10)])
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for _ in range(2):  # the first ticks settle the initial state and request nothing
+            settle, cursor = _run_requested(defs, instance, cursor)
+            assert settle == []
+        _materialize(instance, "llm_batches", f"sentiment|{TODAY}")
+        first, cursor = _run_requested(defs, instance, cursor)
+        second, _ = _run_requested(defs, instance, cursor)
+        splits = instance.get_latest_materialization_event(dg.AssetKey("training_splits"))
+
+    assert first == [{"validated_samples"}] and second[0] >= {"training_splits"}
+    summary = read_json(Layout(tmp_path).validated_dir("sentiment", TODAY) / "summary.json")
+    assert summary["accepted"] == 10
+    assert (Layout(tmp_path).splits_dir / "lineage.json").is_file()
+    assert splits.asset_materialization.metadata["samples"].value == 10
