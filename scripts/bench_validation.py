@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Validation throughput: N samples (default 10,000) across the 7 types, through validated_samples' logic.
+"""Validation throughput: N samples (default 10,000) across the 7 types, through
+validated_samples' logic.
 
 Samples are the seed examples made distinct, with every fifth one broken in a
 way a rule catches (quality, range, capacity, band), written as batch files of

@@ -106,7 +106,8 @@ def check_ui(screenshot: Path, expected: set[str]) -> dict:
         nodes = graphql(base)
         keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
         missing_api = expected - keys
-        # the catalog lists every asset by full name; the lineage view (truncated node labels) is the picture
+        # the catalog lists every asset by full name; the lineage view (truncated node labels) is
+        # the picture
         dom = chromium(
             "--virtual-time-budget=20000", "--window-size=1600,3000", "--dump-dom", f"{base}/assets"
         ).stdout

@@ -1,4 +1,5 @@
-"""Declarative automation on a real DagsterInstance: change one input, exactly its downstream is requested."""
+"""Declarative automation on a real DagsterInstance: change one input, exactly its downstream is
+requested."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def _requested(defs, instance, cursor):
 
 
 def _waves(defs, instance, cursor, *, check_passes=True, limit=5):
-    """Evaluate, 'run' what was requested (materialization + its blocking check), repeat until quiet."""
+    """Evaluate, 'run' what was requested (materialization + its blocking check), repeat until
+    quiet."""
     waves = []
     for _ in range(limit):
         keys, result = _requested(defs, instance, cursor)
@@ -95,7 +97,8 @@ def _waves(defs, instance, cursor, *, check_passes=True, limit=5):
 
 
 def _check(instance, key, name, passed):
-    """A blocking check's result on the asset's latest materialization, as a real run would record it."""
+    """A blocking check's result on the asset's latest materialization, as a real run would
+    record it."""
     record = instance.fetch_materializations(key, limit=1).records[0]
     target = AssetCheckEvaluationTargetMaterializationData(
         storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
@@ -165,8 +168,9 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
 
 
 def test_failed_blocking_check_stops_the_release(world):
-    """A new export whose parity check failed (inside one run Dagster already skips the steps after a
-    failed blocking check): no later tick requests the report or the release until a passing one."""
+    """A new export whose parity check failed (inside one run Dagster already skips the steps
+    after a failed blocking check): no later tick requests the report or the release until a
+    passing one."""
     defs, instance, cursor = world
     _materialize(instance, "multitask_tflite")
     _check(instance, dg.AssetKey("multitask_tflite"), "parity", False)

@@ -1,4 +1,5 @@
-"""Every Master Truths rule: samples that pass and samples that fail with the expected reason code."""
+"""Every Master Truths rule: samples that pass and samples that fail with the expected reason
+code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""tokens → cache → model through Dagster, offline; editing a token makes exactly its downstream stale."""
+"""tokens → cache → model through Dagster, offline; editing a token makes exactly its downstream
+stale."""
 
 from __future__ import annotations
 

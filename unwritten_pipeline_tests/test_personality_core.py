@@ -98,7 +98,8 @@ def test_model_shapes_parameter_counts_and_freezing():
     model = PersonalityModel()
     assert model(torch.randn(4, 1536)).shape == (4, 325)
     counts = model.count_parameters()
-    # 1536·512+512 + 2·(3·512²+3·512 + 512²+512 + 512·2048+2048 + 2048·512+512 + 4·512) + 512·325 + 325
+    # 1536·512+512 + 2·(3·512²+3·512 + 512²+512 + 512·2048+2048 + 2048·512+512 + 4·512) + 512·325 +
+    # 325
     assert counts["total"] == counts["trainable"] == 7_258_437
     assert counts["head"] == 512 * 325 + 325 and counts["projector"] == 0
     model.freeze_backbone()

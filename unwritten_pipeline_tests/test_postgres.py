@@ -1,4 +1,5 @@
-"""The PostgreSQL storage variant against a real server on 127.0.0.1, and the scale-out run config."""
+"""The PostgreSQL storage variant against a real server on 127.0.0.1, and the scale-out run
+config."""
 
 from __future__ import annotations
 

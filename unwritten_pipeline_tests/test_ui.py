@@ -1,4 +1,5 @@
-"""The webserver on 127.0.0.1: GraphQL lists every asset, Chromium renders them, a lineage screenshot."""
+"""The webserver on 127.0.0.1: GraphQL lists every asset, Chromium renders them, a lineage
+screenshot."""
 
 from __future__ import annotations
 

@@ -17,7 +17,9 @@ from unwritten_pipeline.lib.personality.embeddings import (
 class EmbeddingResource(dg.ConfigurableResource):
     backend: str | None = Field(
         default=None,
-        description="local | openai (UNWRITTEN_EMBEDDINGS); default: openai when OPENAI_API_KEY is set",
+        description=(
+            "local | openai (UNWRITTEN_EMBEDDINGS); default: openai when OPENAI_API_KEY is set"
+        ),
     )
     local_model: str = Field(
         default=DEFAULT_ENCODER,

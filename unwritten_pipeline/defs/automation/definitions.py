@@ -25,7 +25,8 @@ def input_versions(store: ArtifactStore, fusechat: FuseChatSourceResource) -> di
     try:
         versions["personality_tokens"] = tokens_version(load_tokens(store.tokens_path).sha256)
     except TokenFileError:
-        pass  # a broken token file is reported by the asset that reads it, not observed as a version
+        # a broken token file is reported by the asset that reads it, not observed as a version
+        pass
     return versions
 
 

@@ -157,7 +157,10 @@ def training_splits(
     result = build_splits(store.root, ratios, config.min_quality)
     if not result.rows:
         raise dg.Failure(
-            description=f"no accepted samples under {store.layout.validated_root}; materialize validated_samples first"
+            description=(
+                f"no accepted samples under {store.layout.validated_root}; "
+                "materialize validated_samples first"
+            )
         )
     partitions = [
         {

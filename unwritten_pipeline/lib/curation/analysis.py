@@ -1,4 +1,5 @@
-"""What the seed's `analyze_training_data.py --analyze --validate-capacity` printed, as data and a plot."""
+"""What the seed's `analyze_training_data.py --analyze --validate-capacity` printed, as data and
+a plot."""
 
 from __future__ import annotations
 

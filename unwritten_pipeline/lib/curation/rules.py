@@ -109,8 +109,10 @@ def effective_capacity(base: float, impacts: list[float]) -> float:
 # support": it says the character gives everything anyway. Deliberately simple
 # patterns over the sample's own reasoning field, documented in the README.
 _LIMITATION = re.compile(
-    r"\b(can ?not|can'?t|couldn'?t|unable|not able|limit\w*|only|exhaust\w*|drain\w*|depleted|boundar\w*|"
-    r"ceiling|beyond|x\s*\+\s*2|nothing left|not enough|too (tired|much|little)|hold\w* back|steps? back|"
+    r"\b(can ?not|can'?t|couldn'?t|unable|not "
+    r"able|limit\w*|only|exhaust\w*|drain\w*|depleted|boundar\w*|"
+    r"ceiling|beyond|x\s*\+\s*2|nothing left|not enough|too (tired|much|little)|hold\w* "
+    r"back|steps? back|"
     r"withdraw\w*|later|instead)\b",
     re.IGNORECASE,
 )
@@ -134,7 +136,8 @@ def check_capacity(sample: dict[str, Any], rules: ValidationRules) -> list[Viola
         out.append(
             Violation(
                 "capacity.effective_mismatch",
-                f"effective_capacity {stated} but base {sample['base_capacity']} + impacts {sum(impacts):+g} "
+                f"effective_capacity {stated} but base {sample['base_capacity']} + impacts "
+                f"{sum(impacts):+g} "
                 f"clipped to [0,10] = {expected:g} (tolerance {rules.capacity_tolerance})",
             )
         )
@@ -175,7 +178,8 @@ def check_irony(sample: dict[str, Any], rules: ValidationRules) -> list[Violatio
         out.append(
             Violation(
                 "irony.gap_below_threshold",
-                f"knowledge_gap_score {sample['knowledge_gap_score']} < {IRONY_GAP_THRESHOLD}: no dramatic irony",
+                f"knowledge_gap_score {sample['knowledge_gap_score']} < {IRONY_GAP_THRESHOLD}: no "
+                "dramatic irony",
             )
         )
     capacity, response = sample["character_capacity"], sample["response_type"]
@@ -184,7 +188,8 @@ def check_irony(sample: dict[str, Any], rules: ValidationRules) -> list[Violatio
         out.append(
             Violation(
                 "capacity.irony_response_type",
-                f"response_type {response} at capacity {capacity}; expected {' or '.join(sorted(allowed))}",
+                f"response_type {response} at capacity {capacity}; expected "
+                f"{' or '.join(sorted(allowed))}",
             )
         )
     low, high = IRONY_IMPACT_BANDS[response]
@@ -215,7 +220,8 @@ def check_tension(sample: dict[str, Any], rules: ValidationRules) -> list[Violat
     return [
         Violation(
             "tension.payoff_timeline",
-            f"{sample['tension_type']} pays off in {band[0]:g}-{band[1]:g} weeks, sample says {weeks:g}",
+            f"{sample['tension_type']} pays off in {band[0]:g}-{band[1]:g} weeks, sample says "
+            f"{weeks:g}",
         )
     ]
 

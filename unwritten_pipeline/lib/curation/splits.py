@@ -40,7 +40,7 @@ def split_of(normalized_hash: str, ratios: tuple[float, float, float]) -> str:
     """Map the hash to [0, 1) and cut it by the cumulative ratios."""
     position = int(normalized_hash[:16], 16) / 2**64
     cumulative = 0.0
-    for name, ratio in zip(SPLITS, ratios):
+    for name, ratio in zip(SPLITS, ratios, strict=True):
         cumulative += ratio
         if position < cumulative:
             return name
@@ -141,7 +141,8 @@ def content_version(rows: list[dict[str, Any]]) -> str:
 
 
 def write_splits(out_dir: Path, result: SplitsResult, lineage: dict[str, Any]) -> str:
-    """Parquet per split, combined.jsonl, by_type/<type>.jsonl, lineage.json; returns the data version."""
+    """Parquet per split, combined.jsonl, by_type/<type>.jsonl, lineage.json; returns the data
+    version."""
     import pandas as pd
 
     version = content_version(result.rows)

@@ -143,7 +143,8 @@ def _file_reasons(payload: dict[str, Any], data_type: str, path: Path) -> list[V
         return [
             Violation(
                 "batch.version_mismatch",
-                f"{path.name} is master_truths_version {version!r}, this pipeline curates {MASTER_TRUTHS_VERSION}; "
+                f"{path.name} is master_truths_version {version!r}, this pipeline curates "
+                f"{MASTER_TRUTHS_VERSION}; "
                 "versions are never mixed",
             )
         ]

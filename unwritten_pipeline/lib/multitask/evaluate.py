@@ -62,7 +62,7 @@ def _classification(logits: np.ndarray, examples: list[Example], train: list[Exa
     truth = np.array([e.target for e in examples])
     predicted = logits.argmax(1)
     confusion = np.zeros((len(SENTIMENT_LABELS),) * 2, dtype=int)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         confusion[t, p] += 1
     majority = Counter(e.target for e in train).most_common(1)[0][0] if train else 0
     return {

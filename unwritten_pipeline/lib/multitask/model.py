@@ -48,13 +48,15 @@ def load_encoder(name: str):
     except OSError as exc:
         raise EncoderError(
             f"encoder {name!r} cannot be loaded offline ({type(exc).__name__}); use the packaged "
-            f"{DEFAULT_ENCODER!r}, a local folder with config.json + weights + tokenizer files, or download "
+            f"{DEFAULT_ENCODER!r}, a local folder with config.json + weights + tokenizer files, "
+            "or download "
             "the hub id once with network access (it is then read from the Hugging Face cache)"
         ) from None
     embedded = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > embedded:
         raise EncoderError(
-            f"tokenizer of {name!r} has {len(tokenizer)} tokens but the encoder embeds only {embedded}: "
+            f"tokenizer of {name!r} has {len(tokenizer)} tokens but the encoder embeds only "
+            f"{embedded}: "
             "tokenizer and encoder do not belong together"
         )
     if tokenizer.pad_token is None:  # decoder-only tokenizers often have none
@@ -63,7 +65,8 @@ def load_encoder(name: str):
 
 
 def is_decoder_only(model) -> bool:
-    """Causal-LM families (llama, gemma, phi, ...) but not encoders that merely have an LM head (BERT)."""
+    """Causal-LM families (llama, gemma, phi, ...) but not encoders that merely have an LM head
+    (BERT)."""
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,

@@ -129,7 +129,8 @@ def train_multitask(
             epoch_n += len(chunk)
             if step % config.log_every == 0:
                 log(
-                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: {task} loss {loss.item():.4f}"
+                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: {task} loss "
+                    f"{loss.item():.4f}"
                 )
         val_loss = evaluate_loss(model, tokenizer, val_examples, config)
         train_loss = epoch_loss / max(1, epoch_n)

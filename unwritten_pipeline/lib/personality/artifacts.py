@@ -14,7 +14,8 @@ from unwritten_pipeline.lib.storage.files import atomic_output, read_json, write
 def save_deployment(
     out_dir: Path, model: PersonalityModel, *, lineage: dict, tokens: list[str]
 ) -> Path:
-    """model.safetensors (weights only, no optimiser state) + config.json; returns the weights path."""
+    """model.safetensors (weights only, no optimiser state) + config.json; returns the weights
+    path."""
     weights = out_dir / "model.safetensors"
     with atomic_output(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))

@@ -66,7 +66,8 @@ def packaged_encoder_dir(name: str) -> Path:
 
 
 def resolve_encoder(name: str) -> tuple[str, str]:
-    """(where to load from, a stable revision string) for a packaged name, local folder or hub id."""
+    """(where to load from, a stable revision string) for a packaged name, local folder or hub
+    id."""
     if name in PACKAGED_ENCODERS:
         path = packaged_encoder_dir(name)
         return str(
@@ -101,7 +102,8 @@ class LocalEncoder:
             self.model = AutoModel.from_pretrained(source)
         except OSError as exc:
             raise EncoderError(
-                f"encoder {name!r} cannot be loaded offline ({exc.__class__.__name__}); use the packaged "
+                f"encoder {name!r} cannot be loaded offline ({exc.__class__.__name__}); use the "
+                "packaged "
                 f"{DEFAULT_ENCODER!r}, a local folder, or download it first with network access"
             ) from None
         self.model.eval()
@@ -176,7 +178,8 @@ class OpenAIEmbeddings:
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         if matrix.shape[1] != self.identity.dimension:
             raise EncoderError(
-                f"{self.model} returned {matrix.shape[1]}-d vectors, expected {self.identity.dimension}"
+                f"{self.model} returned {matrix.shape[1]}-d vectors, expected "
+                f"{self.identity.dimension}"
             )
         return matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
 
@@ -194,7 +197,8 @@ class OpenAIEmbeddings:
                     return [d["embedding"] for d in data]
                 if response.status_code not in (408, 409, 429) and response.status_code < 500:
                     raise EncoderError(
-                        f"openai embeddings at {self.base_url} answered HTTP {response.status_code}: "
+                        f"openai embeddings at {self.base_url} answered HTTP "
+                        f"{response.status_code}: "
                         f"{response.text[:200]}"
                     )
                 failure = f"HTTP {response.status_code}"
@@ -202,5 +206,6 @@ class OpenAIEmbeddings:
                 self.retries += 1
                 time.sleep(self.backoff_base_s * 2**attempt)
         raise EncoderError(
-            f"openai embeddings at {self.base_url} failed after {self.max_retries} retries ({failure})"
+            f"openai embeddings at {self.base_url} failed after {self.max_retries} retries "
+            f"({failure})"
         )

@@ -82,7 +82,8 @@ class LocalSource:
             if file_rows and file_bad / file_rows > self.max_malformed_ratio:
                 raise SourceError(
                     f"{path}: {file_bad} of {file_rows} lines are not FuseChat conversations "
-                    f"(max_malformed_ratio={self.max_malformed_ratio}); first: {', '.join(stats.malformed_examples)}"
+                    f"(max_malformed_ratio={self.max_malformed_ratio}); first: "
+                    f"{', '.join(stats.malformed_examples)}"
                 )
 
 

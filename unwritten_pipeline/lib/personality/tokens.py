@@ -31,7 +31,8 @@ def tokens_sha256(tokens: list[str] | tuple[str, ...]) -> str:
 
 
 def load_tokens(path: Path) -> TokenList:
-    """Read `personality-tokens.json` ({"tokens": [...]} or a bare list); refuse anything but 325 distinct strings."""
+    """Read `personality-tokens.json` ({"tokens": [...]} or a bare list); refuse anything but 325
+    distinct strings."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

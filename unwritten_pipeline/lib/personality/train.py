@@ -159,7 +159,8 @@ def train(
                     }
                 )
                 log(
-                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: loss {loss_value:.5f}, "
+                    f"epoch {epoch} step {step}/{config.epochs * steps_per_epoch}: loss "
+                    f"{loss_value:.5f}, "
                     f"top-5 recall {recall:.3f}"
                 )
         val_loss, val_recall = (
@@ -176,7 +177,8 @@ def train(
             }
         )
         log(
-            f"epoch {epoch}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}, top-5 recall {val_recall:.3f}"
+            f"epoch {epoch}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}, top-5 "
+            f"recall {val_recall:.3f}"
         )
         path = checkpoint_dir / f"epoch_{epoch}_valloss_{val_loss:.4f}.pt"
         _save(
