@@ -215,6 +215,36 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale_out(args: argparse.Namespace) -> int:
+    """The local scale-out stack (Redis, PostgreSQL, Celery workers, the daemon) on 127.0.0.1."""
+    from unwritten_pipeline.defs.scaleout.operations import (
+        launch_partitions,
+        stack_config,
+        stack_paths,
+    )
+    from unwritten_pipeline.lib.scaleout import stack
+
+    paths = stack_paths()
+    try:
+        if args.action == "up":
+            services = stack.up(stack_config(paths))
+            print(f"OK    {len(services)} services started; state in {paths.state}")
+        elif args.action == "down":
+            for stopped in stack.down(paths):
+                print(f"stopped {stopped}")
+        elif args.action == "status":
+            for service, alive in stack.status(paths):
+                print(f"{service.name:<24} pid {service.pid:<8} {'up' if alive else 'DOWN'}")
+        else:
+            date = args.date or datetime.now(UTC).strftime("%Y-%m-%d")
+            for run_id in launch_partitions(paths, date, args.data_type):
+                print(f"queued run {run_id}")
+    except (stack.ServiceUnavailableError, RuntimeError) as exc:
+        print(f"FAIL  {exc}")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     inspect = sub.add_parser("inspect", help="print an exported model's inputs and outputs")
     inspect.add_argument("model")
     inspect.set_defaults(func=cmd_inspect)
+    scale_out = sub.add_parser(
+        "scale-out", help="local Redis/PostgreSQL/Celery/daemon stack: up, down, status, launch"
+    )
+    scale_out.add_argument("action", choices=["up", "down", "status", "launch"])
+    scale_out.add_argument("--date", default=None, help="launch: partition date (default today)")
+    scale_out.add_argument("--data-type", action="append", help="launch: only this data type")
+    scale_out.set_defaults(func=cmd_scale_out)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -9,6 +9,7 @@ from unwritten_pipeline.defs.export.definitions import export_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
 from unwritten_pipeline.defs.multitask.definitions import multitask_defs
 from unwritten_pipeline.defs.personality.definitions import personality_defs
+from unwritten_pipeline.defs.scaleout.definitions import scaleout_defs
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.llm import LLMResource
@@ -25,6 +26,7 @@ def build_defs() -> dg.Definitions:
         export_defs(),
         evaluation_defs(),
         automation_defs(),
+        scaleout_defs(llm),
         dg.Definitions(
             resources={
                 "llm": llm,

@@ -13,6 +13,7 @@ from unwritten_pipeline.lib.generation.runner import GenerationFailedError, Gene
 from unwritten_pipeline.lib.inputs import seed_examples_version
 from unwritten_pipeline.lib.llm.base import LLMUnavailableError, ModelNotAvailableError
 from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.scaleout.queues import LLM_STEP_TAGS
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -53,6 +54,8 @@ class LLMBatchesConfig(dg.Config):
     kinds={"python", "json"},
     code_version="1",
     check_specs=CHECK_SPECS,
+    # Celery: generation runs on the workers next to an LLM server (docs/scale-out.md)
+    op_tags=LLM_STEP_TAGS,
 )
 def llm_batches(
     context: dg.AssetExecutionContext,

@@ -99,3 +99,9 @@ class Layout:
     @property
     def evaluation_dir(self) -> Path:
         return self.root / "evaluation"
+
+    # operations
+    @property
+    def scale_out_dir(self) -> Path:
+        """`unwritten scale-out`: logs/, state.json, the Dagster home and the local databases."""
+        return self.root / "scale_out"
