@@ -8,9 +8,6 @@ import shutil
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
-from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from unwritten_pipeline.defs.curation.assets import training_splits, validated_samples
 from unwritten_pipeline.defs.generation.assets import llm_batches
@@ -34,6 +31,7 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
+from unwritten_pipeline_tests.instance_helpers import is_stale, observe_sources
 
 ALL = [
     llm_batches,
@@ -73,7 +71,7 @@ def _resources(tmp_path, inputs):
 
 
 def _observe(instance, resources):
-    observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
+    observe_sources([personality_tokens, fusechat_source], instance, resources)
 
 
 def _build(instance, resources):
@@ -86,8 +84,8 @@ def _build(instance, resources):
     )
 
 
-def _status(instance, key):
-    return get_stale_status_resolver(instance, ALL).get_status(dg.AssetKey(key))
+def _stale(instance, key):
+    return is_stale(instance, ALL, key)
 
 
 def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
@@ -134,11 +132,11 @@ def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
     )
 
     for key in ("fusechat_soft_labels", "personality_model", "training_splits"):
-        assert _status(instance, key) == StaleStatus.FRESH, key
+        assert not _stale(instance, key), key
 
     # nothing changed: observing again keeps everything fresh, rebuilding reuses the cache
     _observe(instance, resources)
-    assert _status(instance, "personality_model") == StaleStatus.FRESH
+    assert not _stale(instance, "personality_model")
     again = _build(instance, resources)
     [cache_again] = again.asset_materializations_for_node("fusechat_soft_labels")
     assert cache_again.metadata["reused"].value is True
@@ -150,14 +148,14 @@ def test_tokens_to_model_offline_with_lineage_and_staleness(tmp_path, inputs):
     data["tokens"][0] = "dreamy-eyed"
     path.write_text(json.dumps(data))
     _observe(instance, resources)
-    assert _status(instance, "fusechat_soft_labels") == StaleStatus.STALE
-    assert _status(instance, "personality_model") == StaleStatus.STALE
-    assert _status(instance, "training_splits") == StaleStatus.FRESH
+    assert _stale(instance, "fusechat_soft_labels")
+    assert _stale(instance, "personality_model")
+    assert not _stale(instance, "training_splits")
 
     rebuilt = _build(instance, resources)
     [cache_new] = rebuilt.asset_materializations_for_node("fusechat_soft_labels")
     assert cache_new.tags["dagster/data_version"] != cache.tags["dagster/data_version"]
-    assert _status(instance, "personality_model") == StaleStatus.FRESH
+    assert not _stale(instance, "personality_model")
 
 
 def test_bad_token_file_and_dimension_mismatch_fail_clearly(tmp_path, inputs):
