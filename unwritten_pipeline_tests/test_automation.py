@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,  # not re-exported by dagster 1.13
-)
 
 from unwritten_pipeline.definitions import build_defs
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
@@ -99,10 +96,6 @@ def _waves(defs, instance, cursor, *, check_passes=True, limit=5):
 def _check(instance, key, name, passed):
     """A blocking check's result on the asset's latest materialization, as a real run would
     record it."""
-    record = instance.fetch_materializations(key, limit=1).records[0]
-    target = AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-    )
     instance.report_runless_asset_event(
         dg.AssetCheckEvaluation(
             asset_key=key,
@@ -110,7 +103,6 @@ def _check(instance, key, name, passed):
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={},
-            target_materialization_data=target,
         )
     )
 
