@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast lint check ui ui-check bench clean
+.PHONY: setup demo test test-fast lint check ui ui-check bench scale-out scale-out-down bench-scale-out clean
 
 setup:
 	./scripts/setup.sh
@@ -37,9 +37,22 @@ ui:
 ui-check:
 	$(PY) scripts/ui_check.py --screenshot ui-lineage.png
 
-## Generation benchmark: llm_batches code path vs direct backend calls.
+## Generation benchmark on the real llama.cpp server: llm_batches code path vs direct backend
+## calls, and parallel_requests=2 vs 1.
 bench:
-	$(PY) scripts/bench_generation.py
+	$(PY) scripts/bench_generation.py --llama-server -n 6 --samples-per-call 2 --rounds 4 --parallel 2
+
+## Redis, PostgreSQL, two Celery workers (queues llm, train) and the daemon on 127.0.0.1; logs
+## in <data_root>/scale_out/logs (docs/scale-out.md). Stop them with make scale-out-down.
+scale-out:
+	$(VENV)/bin/unwritten scale-out up
+
+scale-out-down:
+	$(VENV)/bin/unwritten scale-out down
+
+## One Celery llm worker vs two against a capacity-2 loopback LLM server.
+bench-scale-out:
+	$(PY) scripts/bench_scale_out.py
 
 clean:
 	rm -rf $(VENV) .dagster_home .pytest_cache

@@ -27,6 +27,7 @@ from unwritten_pipeline.lib.personality.train import load_checkpoint
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 from unwritten_pipeline.resources.llm import LLM_SERVER_TAG, LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
+from unwritten_pipeline.run_launcher import process_alive
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
 from unwritten_pipeline_tests.conftest import SeedSampleFactory
 
@@ -251,3 +252,32 @@ def test_the_health_check_tells_a_live_worker_from_a_dead_one(tmp_path, monkeypa
     dead = instance.run_launcher.check_run_worker_health(run)
     assert alive.status == WorkerStatus.RUNNING, alive.msg
     assert dead.status == WorkerStatus.FAILED and f"pid {process.pid}" in dead.msg
+
+
+ORPHAN = """
+import multiprocessing as mp, pathlib, sys, time
+
+def step(path):  # what a step subprocess of the multiprocess executor does first
+    from unwritten_pipeline.lib.generation.partition import stop_with_parent_process
+    assert stop_with_parent_process(grace_s=2.0)
+    pathlib.Path(path).write_text(str(mp.current_process().pid))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    child = mp.get_context("spawn").Process(target=step, args=(sys.argv[1],))
+    child.start()
+    child.join()
+"""
+
+
+def test_killing_the_run_process_stops_its_step_subprocess(tmp_path):
+    script = tmp_path / "run_worker.py"
+    script.write_text(ORPHAN)
+    pid_file = tmp_path / "step.pid"
+    process = subprocess.Popen([sys.executable, str(script), str(pid_file)], cwd=PROJECT_ROOT)
+    _kill_when(process, pid_file.exists, timeout=120)
+    step_pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 15
+    while process_alive(step_pid):
+        assert time.monotonic() < deadline, "the step subprocess outlived its parent"
+        time.sleep(0.1)

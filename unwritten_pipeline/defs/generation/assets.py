@@ -7,6 +7,7 @@ from unwritten_pipeline.lib.generation.partition import (
     generate_partition,
     partition_content_version,
     preview_samples,
+    stop_with_parent_process,
     with_overrides,
 )
 from unwritten_pipeline.lib.generation.runner import GenerationFailedError, GenerationReport
@@ -75,6 +76,8 @@ def llm_batches(
     """
     keys = context.partition_key.keys_by_dimension
     data_type, date = keys["data_type"], keys["date"]
+    if stop_with_parent_process():
+        context.log.info("step subprocess: stops when its run worker process dies")
     profile = llm.load_profile()
     settings = with_overrides(
         profile.types[data_type],

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,28 @@ def generate_partition(
         log=log,
     )
     return generator.run()
+
+
+def stop_with_parent_process(grace_s: float = 10.0) -> bool:
+    """In a multiprocessing child (a step subprocess of Dagster's multiprocess executor), stop
+    when the parent dies: SIGTERM to this process (Dagster stops the step), then exit after
+    `grace_s`. Without it, killing the run's process leaves the step generating on its own.
+
+    Returns False (and does nothing) in any other process: an in-process run belongs to
+    whoever started it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return False
+
+    def watch() -> None:
+        wait([parent.sentinel])  # ready only once the parent is gone
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+    return True
 
 
 def partition_content_version(directory: Path) -> str:

@@ -172,7 +172,7 @@ class PartitionGenerator:
         self.log = log
         self.sleep = sleep
         self.model = sample_model(data_type)
-        self.batch_sizes = _batch_sizes(target_samples, settings.samples_per_call)
+        self.batch_sizes = batch_sizes(target_samples, settings.samples_per_call)
         self.report = GenerationReport(
             data_type=data_type,
             date=date,
@@ -221,10 +221,14 @@ class PartitionGenerator:
         workers = max(1, self.options.parallel_requests)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
             futures = [pool.submit(self._generate_batch, n) for n in missing]
-            for future in as_completed(futures):
-                if future.exception() is not None:
-                    self._abort.set()  # fatal backend error: start no further batch
-                    raise future.exception()
+            try:
+                for future in as_completed(futures):
+                    if future.exception() is not None:
+                        raise future.exception()
+            except BaseException:  # a fatal backend error, or the run is being stopped
+                self._abort.set()  # start no further batch; calls in flight finish
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         if self._abort.is_set():
             raise GenerationFailedError(
                 f"{self._label()}: {self.report.failed_batches} of {len(missing)} batches failed "
@@ -242,7 +246,7 @@ class PartitionGenerator:
         attempt, budget_factor = 0, 1
         outcome = _CallOutcome([])
         while len(samples) < size and attempt <= self.options.max_retries:
-            if outcome.refused:
+            if outcome.refused or self._abort.is_set():
                 break
             if attempt:
                 self._count(retries=1)
@@ -272,6 +276,7 @@ class PartitionGenerator:
             "backend": self.backend.name,
             "model": self.settings.model,
             "endpoint": self.backend.endpoint,
+            "structured_output": self.backend.structured_output,
             "temperature": self.settings.temperature,
             "top_p": self.settings.top_p,
             "top_k": self.settings.top_k,
@@ -302,17 +307,14 @@ class PartitionGenerator:
         usage: dict[str, Any],
         budget_factor: int,
     ) -> _CallOutcome:
-        request = ChatRequest(
-            model=self.settings.model,
-            messages=build_messages(
-                self.data_type, wanted, self.examples, batch_number=batch_number
-            ),
-            schema=response_schema(self.data_type, wanted),
-            temperature=self.settings.temperature,
-            top_p=self.settings.top_p,
-            top_k=self.settings.top_k,
+        request = build_request(
+            self.data_type,
+            self.settings,
+            self.examples,
+            batch_number=batch_number,
+            wanted=wanted,
             seed=seed,
-            max_tokens=budget_factor * token_budget(wanted, self.settings.max_tokens_per_sample),
+            budget_factor=budget_factor,
         )
         self._count(calls=1)
         usage["calls"] += 1
@@ -402,12 +404,36 @@ class PartitionGenerator:
         return f"{self.data_type} {self.date}"
 
 
+def build_request(
+    data_type: str,
+    settings: TypeSettings,
+    examples: list[dict[str, Any]],
+    *,
+    batch_number: int,
+    wanted: int,
+    seed: int,
+    budget_factor: int = 1,
+) -> ChatRequest:
+    """The call that asks for `wanted` samples of batch `batch_number` (the benchmark's direct
+    loop sends exactly these)."""
+    return ChatRequest(
+        model=settings.model,
+        messages=build_messages(data_type, wanted, examples, batch_number=batch_number),
+        schema=response_schema(data_type, wanted),
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        seed=seed,
+        max_tokens=budget_factor * token_budget(wanted, settings.max_tokens_per_sample),
+    )
+
+
 def token_budget(wanted: int, tokens_per_sample: int) -> int:
     """max_tokens of a call that asks for `wanted` samples (before any length-cut boost)."""
     return wanted * tokens_per_sample + 64
 
 
-def _batch_sizes(target: int, per_call: int) -> dict[int, int]:
+def batch_sizes(target: int, per_call: int) -> dict[int, int]:
     """Batch number (1-based) → samples wanted in it."""
     count = math.ceil(target / per_call) if target > 0 else 0
     return {n: min(per_call, target - (n - 1) * per_call) for n in range(1, count + 1)}
