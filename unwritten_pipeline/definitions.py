@@ -4,6 +4,7 @@ import dagster as dg
 
 from unwritten_pipeline.defs.automation.definitions import automation_defs
 from unwritten_pipeline.defs.curation.definitions import curation_defs
+from unwritten_pipeline.defs.dialogue.definitions import dialogue_defs
 from unwritten_pipeline.defs.evaluation.definitions import evaluation_defs
 from unwritten_pipeline.defs.export.definitions import export_defs
 from unwritten_pipeline.defs.generation.definitions import generation_defs
@@ -25,6 +26,7 @@ def build_defs() -> dg.Definitions:
         multitask_defs(),
         export_defs(),
         evaluation_defs(),
+        dialogue_defs(),
         automation_defs(),
         scaleout_defs(llm),
         dg.Definitions(

@@ -36,6 +36,11 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "multitask_coreml",
         "seed_examples",
         "probe_texts",
+        "dialogue_sft_dataset",
+        "dialogue_model",
+        "dialogue_gguf",
+        "dialogue_pte",
+        "dialogue_manifest",
     }
     assert {s.name for s in defs.sensors} == {"observe_inputs", "rebuild_downstream"}
     assert graph.get(dg.AssetKey("model_release")).parent_keys == {

@@ -105,3 +105,29 @@ class Layout:
     def scale_out_dir(self) -> Path:
         """`unwritten scale-out`: logs/, state.json, the Dagster home and the local databases."""
         return self.root / "scale_out"
+
+    # the on-device dialogue model (docs/dialogue.md)
+    @property
+    def dialogue_dir(self) -> Path:
+        """sft/, model/ (merged safetensors), gguf/, pte/ and dialogue_manifest.json."""
+        return self.root / "dialogue"
+
+    @property
+    def dialogue_sft_dir(self) -> Path:
+        return self.dialogue_dir / "sft"
+
+    @property
+    def dialogue_model_dir(self) -> Path:
+        return self.dialogue_dir / "model"
+
+    @property
+    def dialogue_gguf_dir(self) -> Path:
+        return self.dialogue_dir / "gguf"
+
+    @property
+    def dialogue_pte_dir(self) -> Path:
+        return self.dialogue_dir / "pte"
+
+    @property
+    def dialogue_manifest(self) -> Path:
+        return self.dialogue_dir / "dialogue_manifest.json"

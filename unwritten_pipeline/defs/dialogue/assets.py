@@ -1,0 +1,308 @@
+"""The on-device dialogue model: thin wiring over lib/dialogue (see docs/dialogue.md)."""
+
+import dagster as dg
+from pydantic import Field
+
+from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.lib.config import dataclass_from
+from unwritten_pipeline.lib.dialogue import chain
+from unwritten_pipeline.lib.dialogue.base_model import DEFAULT_BASE_MODEL, BaseModelError
+from unwritten_pipeline.lib.dialogue.gguf_export import GGUFVerificationError, ToolchainError
+from unwritten_pipeline.lib.dialogue.pte_export import PteError
+from unwritten_pipeline.lib.dialogue.sft import SftDatasetError
+from unwritten_pipeline.lib.dialogue.train import DialogueTrainConfig
+from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.storage.files import sha256_file
+from unwritten_pipeline.resources.storage import ArtifactStore
+
+GROUP = "dialogue"
+DIALOGUE_SFT_DATASET = "dialogue_sft_dataset"
+DIALOGUE_MODEL = "dialogue_model"
+DIALOGUE_GGUF = "dialogue_gguf"
+DIALOGUE_PTE = "dialogue_pte"
+DIALOGUE_MANIFEST = "dialogue_manifest"
+# check names
+PERPLEXITY_IMPROVED = "validation_perplexity_improved"
+GGUF_MATCHES_PYTORCH = "f16_perplexity_matches_pytorch"
+QUANTIZED_PERPLEXITY = "quantized_perplexity_increase"
+PTE_TOP1_AGREEMENT = "top1_agreement_with_pytorch"
+# thresholds: f16 is a lossless-enough copy; quantization may cost this much perplexity
+F16_MAX_INCREASE = 0.01
+QUANTIZED_MAX_INCREASE = {"q8_0": 0.02, "q4_k_m": 0.25}
+MIN_TOP1_AGREEMENT = 0.99
+DIALOGUE_ERRORS = (
+    BaseModelError,
+    SftDatasetError,
+    ToolchainError,
+    GGUFVerificationError,
+    PteError,
+    FileNotFoundError,
+)
+
+
+class DialogueSftConfig(dg.Config):
+    base_model: str = Field(
+        default=DEFAULT_BASE_MODEL,
+        description="packaged GGUF name or a path to a .gguf (its tokenizer counts tokens)",
+    )
+    min_train_examples: int = Field(default=8, description="fail below this many train examples")
+
+
+class DialogueModelConfig(dg.Config):
+    """Defaults and meaning live in DialogueTrainConfig (lib/dialogue/train.py)."""
+
+    base_model: str = Field(
+        default=DEFAULT_BASE_MODEL, description="packaged GGUF name or a path to a .gguf"
+    )
+    epochs: int = DialogueTrainConfig.epochs
+    batch_size: int = DialogueTrainConfig.batch_size
+    lr: float = DialogueTrainConfig.lr
+    max_length: int = DialogueTrainConfig.max_length
+    lora_r: int = DialogueTrainConfig.lora_r
+    lora_alpha: int = DialogueTrainConfig.lora_alpha
+    lora_dropout: float = DialogueTrainConfig.lora_dropout
+    max_train_examples: int = DialogueTrainConfig.max_train_examples
+    seed: int = DialogueTrainConfig.seed
+
+
+class DialogueVerifyConfig(dg.Config):
+    """Defaults and meaning live in chain.VerifyConfig."""
+
+    max_validation_examples: int = chain.VerifyConfig.max_validation_examples
+    fixed_prompts: int = chain.VerifyConfig.fixed_prompts
+    max_new_tokens: int = chain.VerifyConfig.max_new_tokens
+    n_ctx: int = chain.VerifyConfig.n_ctx
+    pte_context_length: int = chain.VerifyConfig.pte_context_length
+    pte_new_tokens: int = chain.VerifyConfig.pte_new_tokens
+
+
+def _run(step, *args):
+    """A lib step whose bad input becomes a Dagster failure with the library's message."""
+    try:
+        return step(*args)
+    except DIALOGUE_ERRORS as exc:
+        raise dg.Failure(description=str(exc)) from exc
+
+
+@dg.asset(
+    name=DIALOGUE_SFT_DATASET,
+    automation_condition=REBUILD,
+    deps=[training_splits],
+    group_name=GROUP,
+    kinds={"json"},
+    code_version="1",
+)
+def dialogue_sft_dataset(
+    context: dg.AssetExecutionContext, config: DialogueSftConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """Chat-format SFT examples from training_splits: the system prompt carries the character
+    context, the assistant turn is the character's line. `<data_root>/dialogue/sft/`."""
+    summary = _run(
+        chain.build_sft_dataset,
+        store.layout,
+        config.base_model,
+        config.min_train_examples,
+        context.log.info,
+    )
+    train_file = store.layout.dialogue_sft_dir / "train.jsonl"
+    return dg.MaterializeResult(
+        metadata={
+            "train_examples": summary["examples"]["train"],
+            "validation_examples": summary["examples"]["validation"],
+            "train_tokens": summary["tokens"]["train"],
+            "validation_tokens": summary["tokens"]["validation"],
+            "by_type": dg.MetadataValue.json(summary["by_type"]),
+            "training_splits_version": summary["training_splits_version"],
+            "path": dg.MetadataValue.path(str(store.layout.dialogue_sft_dir)),
+        },
+        data_version=dg.DataVersion(sha256_file(train_file)[:24]),
+    )
+
+
+@dg.asset(
+    name=DIALOGUE_MODEL,
+    automation_condition=REBUILD,
+    deps=[DIALOGUE_SFT_DATASET],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(PERPLEXITY_IMPROVED, asset=DIALOGUE_MODEL)],
+)
+def dialogue_model(
+    context: dg.AssetExecutionContext, config: DialogueModelConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """LoRA (peft) on the embedded LLM loaded from its GGUF, merged into safetensors with the
+    tokenizer and chat template: `<data_root>/dialogue/model/`."""
+    train_config = dataclass_from(DialogueTrainConfig, config.model_dump())
+    summary = _run(
+        chain.train_dialogue_model,
+        store.layout,
+        config.base_model,
+        train_config,
+        context.log.info,
+    )
+    result = summary["result"]
+    before, after = result["val_perplexity_before"], result["val_perplexity_after"]
+    rows = [
+        (h["epoch"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}") for h in result["history"]
+    ]
+    weights = store.layout.dialogue_model_dir / "model.safetensors"
+    return dg.MaterializeResult(
+        metadata={
+            "losses": dg.MetadataValue.md(markdown_table(("epoch", "train", "validation"), rows)),
+            "val_perplexity_before": dg.MetadataValue.float(before),
+            "val_perplexity_after": dg.MetadataValue.float(after),
+            "trainable_parameters": result["trainable"],
+            "total_parameters": result["total"],
+            "train_seconds": dg.MetadataValue.float(round(result["seconds"], 1)),
+            "base_gguf_sha256": summary["base_gguf_sha256"],
+            "path": dg.MetadataValue.path(str(store.layout.dialogue_model_dir)),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=PERPLEXITY_IMPROVED,
+                passed=after < before,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"before": before, "after": after},
+            )
+        ],
+        data_version=dg.DataVersion(sha256_file(weights)[:24]),
+    )
+
+
+def _gguf_checks(report: dict) -> list[dg.AssetCheckResult]:
+    files = report["files"]
+    f16 = files["f16"]["perplexity_increase_vs_pytorch"]
+    quantized = {k: files[k]["perplexity_increase_vs_pytorch"] for k in QUANTIZED_MAX_INCREASE}
+    return [
+        dg.AssetCheckResult(
+            check_name=GGUF_MATCHES_PYTORCH,
+            passed=abs(f16) <= F16_MAX_INCREASE,
+            metadata={"increase": f16, "max": F16_MAX_INCREASE},
+        ),
+        dg.AssetCheckResult(
+            check_name=QUANTIZED_PERPLEXITY,
+            passed=all(quantized[k] <= QUANTIZED_MAX_INCREASE[k] for k in quantized),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"increase": quantized, "max": QUANTIZED_MAX_INCREASE},
+        ),
+    ]
+
+
+def _size_rows(report: dict) -> list[tuple]:
+    return [
+        (
+            kind,
+            f"{c['bytes'] / 1e6:.1f}",
+            f"{c['val_perplexity']:.3f}",
+            f"{c['prompt_tokens_per_s']:.1f}",
+            f"{c['generation_tokens_per_s']:.1f}",
+        )
+        for kind, c in report["files"].items()
+    ]
+
+
+SIZE_HEADER = ("file", "MB", "val perplexity", "prompt tok/s", "generation tok/s")
+
+
+@dg.asset(
+    name=DIALOGUE_GGUF,
+    automation_condition=REBUILD,
+    deps=[DIALOGUE_MODEL],
+    group_name=GROUP,
+    kinds={"gguf"},
+    code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec(GGUF_MATCHES_PYTORCH, asset=DIALOGUE_GGUF, blocking=True),
+        dg.AssetCheckSpec(QUANTIZED_PERPLEXITY, asset=DIALOGUE_GGUF),
+    ],
+)
+def dialogue_gguf(
+    context: dg.AssetExecutionContext, config: DialogueVerifyConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """Strategy A: llama.cpp. f16 by the official convert_hf_to_gguf.py, q8_0 and q4_k_m by
+    llama_model_quantize; each loaded by llama-cpp-python (n_threads=1), generating on fixed
+    prompts and scored on validation perplexity against the merged PyTorch model."""
+    verify = dataclass_from(chain.VerifyConfig, config.model_dump())
+    report = _run(chain.export_gguf_files, store.layout, verify, context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.md(markdown_table(SIZE_HEADER, _size_rows(report))),
+            "pytorch_val_perplexity": dg.MetadataValue.float(report["pytorch_val_perplexity"]),
+            "generations": dg.MetadataValue.json(
+                {k: c["generations"] for k, c in report["files"].items()}
+            ),
+            "path": dg.MetadataValue.path(str(store.layout.dialogue_gguf_dir)),
+        },
+        check_results=_gguf_checks(report),
+    )
+
+
+@dg.asset(
+    name=DIALOGUE_PTE,
+    automation_condition=REBUILD,
+    deps=[DIALOGUE_MODEL],
+    group_name=GROUP,
+    kinds={"executorch"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(PTE_TOP1_AGREEMENT, asset=DIALOGUE_PTE, blocking=True)],
+)
+def dialogue_pte(
+    context: dg.AssetExecutionContext, config: DialogueVerifyConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """Strategy B: ExecuTorch. torch.export of a fixed-context forward lowered with the XNNPACK
+    partitioner (fp32), run by the ExecuTorch runtime: next-token top-1 agreement with PyTorch
+    on validation examples, tokens/s."""
+    verify = dataclass_from(chain.VerifyConfig, config.model_dump())
+    report = _run(chain.export_pte_file, store.layout, verify, context.log.info)
+    check = report["files"]["fp32"]
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.md(markdown_table(SIZE_HEADER, _size_rows(report))),
+            "top1_agreement": dg.MetadataValue.float(check["top1_agreement"]),
+            "context_length": check["context_length"],
+            "path": dg.MetadataValue.path(str(store.layout.dialogue_pte_dir)),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=PTE_TOP1_AGREEMENT,
+                passed=check["top1_agreement"] >= MIN_TOP1_AGREEMENT,
+                metadata={
+                    "agreement": check["top1_agreement"],
+                    "positions": check["positions_compared"],
+                    "min": MIN_TOP1_AGREEMENT,
+                },
+            )
+        ],
+    )
+
+
+@dg.asset(
+    name=DIALOGUE_MANIFEST,
+    automation_condition=REBUILD,
+    deps=[DIALOGUE_GGUF, DIALOGUE_PTE],
+    group_name=GROUP,
+    kinds={"json"},
+    code_version="1",
+)
+def dialogue_manifest(store: ArtifactStore) -> dg.MaterializeResult:
+    """`<data_root>/dialogue/dialogue_manifest.json`: the GGUF and .pte files plus the tokenizer
+    and chat template, sha256 and sizes, verification results, lineage to the generation
+    partitions. The release picks the dialogue model up from this file."""
+    manifest = _run(chain.write_manifest, store.layout)
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.md(
+                markdown_table(
+                    ("path", "bytes", "sha256"),
+                    [(f["path"], f["bytes"], f["sha256"][:16]) for f in manifest["files"]],
+                )
+            ),
+            "upstream_partitions": dg.MetadataValue.json(
+                [p["partition_key"] for p in manifest["lineage"]["partitions"]]
+            ),
+            "path": dg.MetadataValue.path(str(store.layout.dialogue_manifest)),
+        },
+        data_version=dg.DataVersion(sha256_file(store.layout.dialogue_manifest)[:24]),
+    )

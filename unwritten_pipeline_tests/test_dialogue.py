@@ -1,0 +1,255 @@
+"""The dialogue chain: SFT formatting, bad inputs refused, and a tiny-config round trip through
+LoRA training, GGUF (official converter + llama-cpp-python) and .pte (ExecuTorch runtime)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.dialogue.assets import (
+    F16_MAX_INCREASE,
+    GGUF_MATCHES_PYTORCH,
+    PTE_TOP1_AGREEMENT,
+    dialogue_gguf,
+    dialogue_manifest,
+    dialogue_pte,
+)
+from unwritten_pipeline.lib.dialogue import chain, sft
+from unwritten_pipeline.lib.dialogue.base_model import (
+    DEFAULT_BASE_MODEL,
+    BaseModelError,
+    check_gguf,
+    load_tokenizer,
+    resolve_base_model,
+)
+from unwritten_pipeline.lib.dialogue.gguf_export import (
+    CONVERTER_DIR,
+    CONVERTER_VERSION_FILE,
+    GGUFVerificationError,
+    ToolchainError,
+    check_toolchain,
+    load_llama,
+)
+from unwritten_pipeline.lib.dialogue.train import DialogueTrainConfig
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline_tests.conftest import SEED_DIR
+from unwritten_pipeline_tests.release_fixtures import write_validated
+
+DIALOGUE_TYPES = list(sft.DIALOGUE_FIELDS)
+DATE = "2026-11-30"
+
+
+def seed(data_type: str) -> dict:
+    return json.loads((SEED_DIR / f"{data_type}.json").read_text())[0]
+
+
+# --- SFT formatting -------------------------------------------------------------------------
+
+
+def test_chat_example_carries_character_context_and_line():
+    sample = seed("emotional_authenticity")
+    system, user, assistant = sft.to_chat("emotional_authenticity", sample)
+    assert [m["role"] for m in (system, user, assistant)] == ["system", "user", "assistant"]
+    assert assistant["content"] == sample["character_response"]
+    assert f"Emotional capacity: {sample['effective_capacity']:g}/10" in system["content"]
+    assert sample["situation"] in system["content"]
+    assert sample["capacity_factors"][0]["factor"] in system["content"]
+    assert sample["character_response"] not in system["content"] + user["content"]
+
+
+@pytest.mark.parametrize(
+    ("data_type", "expected"),
+    [
+        ("tension_building", "Relationship level with them: {relationship_level}/5."),
+        ("dramatic_irony", "You do not know: {character_unaware_of}"),
+        ("memory_resonance", "It recalls: {memory}"),
+        ("personality_traits", "Personality (OCEAN, 0-1): openness {traits[openness]:.2f}"),
+    ],
+)
+def test_each_dialogue_type_puts_its_context_in_the_system_prompt(data_type, expected):
+    sample = seed(data_type)
+    messages = sft.to_chat(data_type, sample)
+    assert expected.format(**sample) in messages[0]["content"]
+    assert messages[2]["content"] == sample[sft.DIALOGUE_FIELDS[data_type]]
+
+
+def test_types_without_a_character_line_give_no_example():
+    assert sft.to_chat("sentiment", seed("sentiment")) is None
+    assert sft.to_chat("relationship_scoring", seed("relationship_scoring")) is None
+
+
+@pytest.fixture(scope="module")
+def splits_root(tmp_path_factory) -> Path:
+    """Validated seed samples of every dialogue type (plus sentiment) and their training_splits."""
+    root = tmp_path_factory.mktemp("dialogue_data")
+    write_validated(root, [*DIALOGUE_TYPES, "sentiment"], DATE, 5)
+    store = ArtifactStore(data_root=str(root))
+    assert dg.materialize([training_splits], resources={"store": store}).success
+    return root
+
+
+def test_sft_follows_the_hash_split_and_refuses_too_few_examples(splits_root):
+    import pandas as pd
+
+    splits_dir = Layout(splits_root).splits_dir
+    dataset = sft.build_sft(splits_dir, min_train_examples=1)
+    for split in sft.SFT_SPLITS:
+        frame = pd.read_parquet(splits_dir / f"{split}.parquet")
+        dialogue_rows = frame[frame["data_type"].isin(DIALOGUE_TYPES)]
+        assert sorted(e["id"] for e in dataset.examples[split]) == sorted(dialogue_rows["id"])
+    assert all(e["data_type"] != "sentiment" for e in dataset.examples["train"])
+    too_many = dataset.size("train") + 1
+    with pytest.raises(sft.SftDatasetError, match=rf"min_train_examples={too_many}"):
+        sft.build_sft(splits_dir, min_train_examples=too_many)
+
+
+def test_sft_without_splits_names_the_missing_file(tmp_path):
+    with pytest.raises(sft.SftDatasetError, match=r"train\.parquet does not exist"):
+        sft.build_sft(Layout(tmp_path).splits_dir, min_train_examples=1)
+
+
+# --- bad inputs --------------------------------------------------------------------------------
+
+
+def packaged_gguf(tmp_path: Path) -> Path:
+    return resolve_base_model(DEFAULT_BASE_MODEL, tmp_path)
+
+
+def test_base_model_missing_or_not_a_gguf_is_refused_by_name(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(BaseModelError, match=r"nope\.gguf does not exist"):
+        resolve_base_model(str(missing), tmp_path)
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    with pytest.raises(BaseModelError, match=r"notes\.gguf is not a GGUF file"):
+        resolve_base_model(str(text), tmp_path)
+    with pytest.raises(BaseModelError, match=r"model\.bin is not a GGUF file"):
+        resolve_base_model(str(tmp_path / "model.bin"), tmp_path)
+
+
+def test_truncated_gguf_is_refused(tmp_path):
+    truncated = tmp_path / "truncated.gguf"
+    with packaged_gguf(tmp_path).open("rb") as source:
+        truncated.write_bytes(source.read(2_000_000))
+    with pytest.raises(BaseModelError, match=r"truncated\.gguf is a corrupted GGUF"):
+        check_gguf(truncated)
+    with pytest.raises(GGUFVerificationError, match=r"refused .*truncated\.gguf"):
+        load_llama(truncated, n_ctx=256)
+
+
+def test_converter_missing_or_of_another_version_is_refused(tmp_path):
+    with pytest.raises(ToolchainError, match=r"convert_hf_to_gguf\.py .*does not exist"):
+        check_toolchain(tmp_path)
+    converter = tmp_path / "llama.cpp"
+    shutil.copytree(CONVERTER_DIR, converter)
+    (converter / CONVERTER_VERSION_FILE).write_text("0.3.35\n")
+    with pytest.raises(ToolchainError, match=r"is version 0\.3\.35, expected 0\.3\.36"):
+        check_toolchain(converter)
+    assert check_toolchain(CONVERTER_DIR).name == "convert_hf_to_gguf.py"
+
+
+# --- tiny-config round trip ---------------------------------------------------------------------
+
+
+def tiny_llama(gguf_path: Path, log):
+    """A randomly initialised 2-layer Llama with the SmolLM2 tokenizer, in place of the base."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_tokenizer(gguf_path)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config), tokenizer
+
+
+TINY_VERIFY = dg.RunConfig(
+    ops={
+        name: {"config": {"max_new_tokens": 4, "pte_context_length": 256, "pte_new_tokens": 2}}
+        for name in ("dialogue_gguf", "dialogue_pte")
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_chain(splits_root):
+    layout = Layout(splits_root)
+    chain.build_sft_dataset(layout, DEFAULT_BASE_MODEL, 5, print)
+    config = DialogueTrainConfig(epochs=2, batch_size=8, lr=3e-3, max_length=256)
+    training = chain.train_dialogue_model(layout, DEFAULT_BASE_MODEL, config, print, tiny_llama)
+    store = ArtifactStore(data_root=str(splits_root))
+    result = dg.materialize(
+        [dialogue_gguf, dialogue_pte, dialogue_manifest],
+        resources={"store": store},
+        run_config=TINY_VERIFY,
+        raise_on_error=False,
+    )
+    return layout, training, result
+
+
+@pytest.mark.slow
+def test_tiny_lora_training_records_losses_and_lowers_perplexity(tiny_chain):
+    layout, training, _ = tiny_chain
+    result = training["result"]
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert result["val_perplexity_after"] < result["val_perplexity_before"]
+    assert 0 < result["trainable"] < result["total"]
+    assert (layout.dialogue_model_dir / "model.safetensors").is_file()
+    assert "<|im_start|>" in (layout.dialogue_model_dir / "chat_template.jinja").read_text()
+
+
+@pytest.mark.slow
+def test_tiny_round_trip_through_gguf_and_pte_passes_its_checks(tiny_chain):
+    layout, _, result = tiny_chain
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks[GGUF_MATCHES_PYTORCH].passed
+    assert checks[PTE_TOP1_AGREEMENT].passed
+    gguf = read_json(layout.dialogue_gguf_dir / chain.VERIFICATION_FILE)
+    assert set(gguf["files"]) == {"f16", "q8_0", "q4_k_m"}
+    f16, q4 = gguf["files"]["f16"], gguf["files"]["q4_k_m"]
+    assert abs(f16["perplexity_increase_vs_pytorch"]) <= F16_MAX_INCREASE
+    assert q4["bytes"] < f16["bytes"]
+    assert all(len(text) > 0 for c in gguf["files"].values() for text in c["generations"])
+    pte = read_json(layout.dialogue_pte_dir / chain.VERIFICATION_FILE)["files"]["fp32"]
+    assert pte["top1_agreement"] >= 0.99 and pte["positions_compared"] > 0
+    assert pte["val_perplexity"] == pytest.approx(
+        read_json(layout.dialogue_gguf_dir / chain.VERIFICATION_FILE)["pytorch_val_perplexity"],
+        rel=0.01,
+    )
+    leftovers = [p.name for p in layout.dialogue_dir.rglob("*") if p.name.startswith(".tmp-")]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_manifest_lists_every_file_with_sha256_and_lineage(tiny_chain):
+    layout, _, _ = tiny_chain
+    manifest = read_json(layout.dialogue_manifest)
+    paths = {f["path"]: f for f in manifest["files"]}
+    assert {"gguf/dialogue-f16.gguf", "gguf/dialogue-q4_k_m.gguf", "pte/dialogue-fp32.pte"} <= set(
+        paths
+    )
+    assert "model/tokenizer.json" in paths and "model/chat_template.jinja" in paths
+    for entry in manifest["files"]:
+        assert sha256_file(layout.dialogue_dir / entry["path"]) == entry["sha256"]
+    splits_lineage = read_json(layout.splits_dir / "lineage.json")
+    assert manifest["lineage"]["training_splits_version"] == splits_lineage["data_version"]
+    keys = {p["partition_key"] for p in manifest["lineage"]["partitions"]}
+    assert f"emotional_authenticity|{DATE}" in keys
