@@ -225,6 +225,7 @@ def packaged_encoder():
     return LocalEncoder()
 
 
+@pytest.mark.slow  # loads and runs the packaged encoder (~3 s idle, >10 s on busy cores)
 def test_zero_shot_baselines_with_the_packaged_encoder(packaged_encoder):
     texts = [
         "I am so happy and grateful, thank you for the wonderful surprise!",
@@ -242,6 +243,31 @@ def test_zero_shot_baselines_with_the_packaged_encoder(packaged_encoder):
     assert scores.shape == (2, 5)
     extraversion = OCEAN.index("extraversion")
     assert scores[0, extraversion] > scores[1, extraversion]
+
+
+@pytest.mark.slow  # loads and runs the packaged encoder (~3 s idle, >10 s on busy cores)
+def test_the_token_mapping_of_the_soft_label_targets_ranks_keyed_items(packaged_encoder):
+    """What a PersonalityModel that learned its targets exactly would score on the golden items:
+    the soft labels (softmax of cosine to the 325 tokens, T=0.07) mapped to traits."""
+    import torch
+
+    from unwritten_pipeline.lib.personality.model import soft_labels
+
+    items = load_personality_golden(golden_paths(DATA)[1])
+    tokens = json.loads((DATA / "personality-tokens.json").read_text())["tokens"]
+    targets = soft_labels(
+        torch.from_numpy(packaged_encoder.encode(items.texts)),
+        torch.from_numpy(packaged_encoder.encode(tokens)),
+        0.07,
+    ).numpy()
+    logits = np.log(targets) - np.log1p(-targets)  # sigmoid(logits) == targets
+    result = keyed_auc(
+        traits_from_logits(logits, token_poles(DATA / "personality-tokens.json")),
+        items.traits,
+        items.keys,
+    )
+    assert result["mean_auc"] > 0.8  # measured 0.851; chance is 0.5
+    assert min(result["per_trait_auc"].values()) >= 0.5
 
 
 # exported files -----------------------------------------------------------------------------------
