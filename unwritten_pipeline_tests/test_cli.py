@@ -1,4 +1,5 @@
-"""`unwritten check` tells whether the configured backend can serve the profile, and how to fix it."""
+"""`unwritten check` tells whether the configured backend can serve the profile, and how to fix
+it."""
 
 from __future__ import annotations
 
@@ -44,3 +45,44 @@ def test_check_reports_bad_configuration(monkeypatch, capsys):
         "FAIL  configuration: UNWRITTEN_PROFILE='nightly' is not a profile"
         in capsys.readouterr().out
     )
+
+
+def test_demo_ends_with_the_gate_table_and_why_a_release_was_refused(tmp_path):
+    from unwritten_pipeline.cli import _gate_summary
+    from unwritten_pipeline.lib.export import gate
+    from unwritten_pipeline.lib.export.release import build_release
+    from unwritten_pipeline.lib.storage.layout import Layout
+
+    layout = Layout(tmp_path)
+    assert "no release candidate was built" in _gate_summary(layout)
+    (tmp_path / "m.tflite").write_bytes(b"model")
+    report = {
+        "models": {
+            "multitask": {
+                "sha256": "s",
+                "size_mb": 17.9,
+                "peak_memory_mb": 29.0,
+                "latency_ms": [{"threads": 1, "median": 31.0}],
+            }
+        }
+    }
+    checks = [
+        gate.device_targets_check(report, {"multitask": "s"}),
+        gate.shadow_check(None, 0.1, "no shipped release"),
+    ]
+    build_release(
+        layout.releases_dir,
+        {"m.tflite": tmp_path / "m.tflite"},
+        interface={},
+        lineage={},
+        metrics={},
+        promote=False,
+        extra={"gate": {c.name: c.as_dict() for c in checks}},
+        refused_markdown=lambda v: gate.refused_markdown(v, checks),
+    )
+    text = _gate_summary(layout)
+    assert "Release gate for 1.0.0: REFUSED (a correct outcome" in text
+    assert "device_targets      FAIL    2 failure(s): multitask: size_mb 17.90 ≥ must 5.0" in text
+    assert "- multitask: latency_ms 31.00 ≥ must 20.0" in text
+    assert "shadow_comparison   PASS" in text
+    assert f"Why: {layout.releases_dir / 'v1.0.0' / 'REFUSED.md'}" in text

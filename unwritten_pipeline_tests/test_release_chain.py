@@ -1,21 +1,22 @@
-"""The whole chain offline on CPU: models → exports → parity checks → release, then a second release."""
+"""The whole chain offline on CPU with the DEFAULT shipped recipes: models → exports → parity →
+benchmark → release gate, then what a reviewer does with it (approve, release-diff, lineage) and
+a second release that differs. One slow test: every step reuses the models trained once."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 
 from unwritten_pipeline.cli import main
 from unwritten_pipeline.defs.curation.assets import training_splits
-from unwritten_pipeline.defs.export.assets import (
-    model_release,
-    multitask_tflite,
-    personality_tflite,
-)
+from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
 from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
+from unwritten_pipeline.defs.export.release import model_release
 from unwritten_pipeline.defs.export.report import benchmark_report
 from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import (
@@ -25,10 +26,11 @@ from unwritten_pipeline.defs.personality.assets import (
     personality_tokens,
 )
 from unwritten_pipeline.lib.export.release import verify_release
+from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
-from unwritten_pipeline_tests.test_multitask import _splits
+from unwritten_pipeline_tests.release_fixtures import write_evaluation, write_validated
 
 ASSETS = [
     training_splits,
@@ -44,28 +46,35 @@ ASSETS = [
     benchmark_report,
     model_release,
 ]
-RUN_CONFIG = {
-    "ops": {
-        "fusechat_soft_labels": {"config": {"max_samples": 40}},
-        "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
-        "multitask_model": {"config": {"epochs": 1, "batch_size": 8}},
-        # a 1-epoch model has near-tied sentiment logits that quantization flips; ship float here
-        "multitask_tflite": {
-            "config": {"recipe": "float", "compare_recipes": [], "parity_samples": 8}
-        },
-        "personality_tflite": {"config": {"compare_recipes": [], "parity_samples": 8}},
-        "benchmark_report": {"config": {"runs": 20, "warmup": 2}},
-    }
+TRAIN = {
+    "fusechat_soft_labels": {"config": {"max_samples": 40}},
+    "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
+    # trained enough that quantization does not flip near-tied sentiment logits
+    "multitask_model": {"config": {"epochs": 4, "batch_size": 8}},
+    "benchmark_report": {"config": {"runs": 20, "warmup": 2}},
 }
+GATE = ("export_parity", "device_targets", "golden_quality", "shadow_comparison")
 
 
-def test_models_to_release_offline(tmp_path, capsys):
+def _checks(result) -> dict[str, bool]:
+    return {
+        c.check_name: c.passed
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key.to_user_string() == "model_release"
+    }
+
+
+@pytest.mark.slow
+def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("USER", "reviewer-ann")
     inputs = tmp_path / "inputs"
     shutil.copytree(PROJECT_ROOT / "data" / "fusechat", inputs / "fusechat")
     for name in ("personality-tokens.json", "probe_texts.json"):
         shutil.copy(PROJECT_ROOT / "data" / name, inputs / name)
     out = tmp_path / "out"
-    _splits(out, ["sentiment", "personality_traits"], n=12)
+    layout = Layout(out)
+    write_validated(out, ["sentiment", "personality_traits"], "2026-11-21", n=24)
+    write_evaluation(layout, sentiment_f1=0.70)
     resources = {
         "store": ArtifactStore(data_root=str(out), inputs_dir=str(inputs)),
         "embeddings": EmbeddingResource(backend="local"),
@@ -74,83 +83,138 @@ def test_models_to_release_offline(tmp_path, capsys):
     instance = dg.DagsterInstance.ephemeral()
     observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
 
-    result = dg.materialize(
-        ASSETS,
-        selection=[training_splits, *ASSETS[3:]],
-        resources=resources,
-        instance=instance,
-        run_config=RUN_CONFIG,
-    )
-    checks = {
-        (c.asset_key.to_user_string(), c.check_name): c.passed
-        for c in result.get_asset_check_evaluations()
-    }
-    assert checks == {
-        ("personality_tflite", "parity"): True,
-        ("multitask_tflite", "parity"): True,
-        ("personality_coreml", "weights_parity"): True,
-        ("model_release", "probe_difference"): True,
-    }
-    [coreml] = result.asset_materializations_for_node("personality_coreml")
-    assert coreml.metadata["head_spec"].value["updatable_layers"] == ["token_head"]
-    assert (out / "exports" / "coreml" / "multitask_fp16.mlpackage").is_dir()
-    [release] = result.asset_materializations_for_node("model_release")
-    directory = out / "releases" / "v1.0.0"
-    assert (
-        release.metadata["version"].value == "1.0.0" and release.metadata["shipped"].value is True
-    )
-    assert verify_release(directory) == []
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert set(manifest["files"]) == {
+    def run(selection, ops=None):
+        names = {a.key.to_user_string() for a in selection}
+        config = {k: v for k, v in {**TRAIN, **(ops or {})}.items() if k in names}
+        return dg.materialize(
+            ASSETS,
+            selection=selection,
+            resources=resources,
+            instance=instance,
+            run_config={"ops": config},
+            raise_on_error=False,
+        )
+
+    # 1. the chain on the default recipes. On this little data the INT4-embedding multi-task model
+    #    flips near-tied sentiment logits (measured: agreement 0.963 on 300 texts): its own
+    #    parity check fails, the run stops before the release, and a release started by hand
+    #    afterwards is refused for good.
+    first = run([training_splits, *ASSETS[3:]])
+    own = json.loads(layout.export_record("multitask_tflite").read_text())["parity"]
+    assert own["n"] >= 300
+    if own["passed"]:
+        gate_run = first
+    else:
+        assert not first.asset_materializations_for_node("model_release")
+        gate_run = run([model_release], {"model_release": {"config": {"approve_reason": "ship"}}})
+    checks = _checks(gate_run)
+    assert set(checks) == set(GATE) and checks["export_parity"] is own["passed"]
+    # 17.9 MB against the 5 MB "must" — or no benchmark at all when the run stopped at parity
+    assert checks["device_targets"] is False
+    v1 = out / "releases" / "v1.0.0"
+    manifest = json.loads((v1 / "manifest.json").read_text())
+    assert manifest["promoted"] is False and not (out / "releases" / "latest.json").exists()
+    parity = manifest["gate"]["export_parity"]["figures"]["measured"]
+    assert parity["multitask"]["n"] >= 300 and parity["personality"]["n"] >= 300
+    refused = (v1 / "REFUSED.md").read_text()
+    assert "## device_targets" in refused
+    if own["passed"]:
+        assert "multitask: size_mb" in refused
+    else:
+        assert "- no benchmark report" in refused
+        assert manifest["approval"] is None  # approve_reason cannot override failed parity
+        assert "multitask_tflite: its own parity check failed" in refused
+        assert "## export_parity (cannot be approved)" in refused
+        capsys.readouterr()
+        assert main(["approve", str(v1), "--reason", "ship it"]) == 1
+        assert "cannot be approved, export_parity failed" in capsys.readouterr().out
+    # Core ML packages and the updatable head are part of the release, hashed and described
+    assert {
         "personality.tflite",
         "multitask.tflite",
         "tokenizer_vocab.json",
         "model_config.json",
-    }
-    assert {t["metric"] for t in manifest["metrics"]["targets"]} == {
-        "size_mb",
-        "latency_ms",
-        "personality_accuracy",
-        "sentiment_accuracy",
-        "memory_mb",
-    }
-    report = json.loads((out / "reports" / "benchmark_report.json").read_text())
-    for model in ("personality", "multitask"):
-        runs = report["models"][model]["latency_ms"]
-        assert [r["threads"] for r in runs] == [1, 2] and all(
-            0 < r["median"] <= r["p99"] for r in runs
-        )
-        assert report["models"][model]["peak_memory_mb"] > 0
-    assert "### DOMAIN.md targets" in (out / "reports" / "benchmark_report.md").read_text()
+        "personality_backbone_4bit.mlpackage",
+        "personality_head_updatable.mlmodel",
+        "multitask_fp16.mlpackage",
+    } == set(manifest["files"])
+    assert manifest["files"]["multitask_fp16.mlpackage"]["kind"] == "directory"
+    config = json.loads((v1 / "model_config.json").read_text())
+    assert config["coreml"]["personality_head_updatable.mlmodel"]["is_updatable"] is True
+    assert [o["name"] for o in config["multitask"]["outputs"]][:2] == ["personality", "sentiment"]
+    assert verify_release(v1) == []
+    for path in [v1, *v1.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+    assert "NaN" not in (v1 / "manifest.json").read_text()
+    # lineage: what the models recorded when they were trained
     lineage = manifest["lineage"]
+    trained_on = lineage["training_splits_version"]
     assert {p["partition_key"] for p in lineage["generation_partitions"]} == {
         "sentiment|2026-11-21",
         "personality_traits|2026-11-21",
     }
-    assert lineage["fusechat_source"].startswith("local:") and len(lineage["tokens_sha256"]) == 64
-    assert lineage["assets"]["multitask_model"]["run_id"] == result.run_id
-    assert lineage["assets"]["multitask_model"]["code_version"] == "1"
-    config = json.loads((directory / "model_config.json").read_text())
-    assert [o["name"] for o in config["multitask"]["outputs"]][:2] == ["personality", "sentiment"]
-    assert len(config["personality"]["token_labels"]) == 325
+    assert lineage["assets"]["multitask_model"]["run_id"] == first.run_id
+    assert lineage["tokens_sha256"] and lineage["encoder"]["revision"]
+    assert lineage["fusechat_source"].startswith("local:")
+
+    # 2. new data re-splits after training; the multi-task model is re-exported as float (no
+    #    retraining) and a reviewer approves the size miss: the release still names the
+    #    splits the model was trained on, and the approval is in the manifest
+    write_validated(out, ["sentiment"], "2026-11-22", n=6)
+    assert run([training_splits]).success
+    resplit = json.loads((out / "training_splits" / "lineage.json").read_text())["data_version"]
+    assert resplit != trained_on
+    write_evaluation(layout, sentiment_f1=0.70, multitask="multitask_tflite/float")
+    reason = "size target waived for the beta"
+    second = run(
+        [multitask_tflite, benchmark_report, model_release],
+        {
+            "multitask_tflite": {"config": {"recipe": "float", "compare_recipes": []}},
+            "model_release": {"config": {"approve_reason": reason}},
+        },
+    )
+    assert second.success, _checks(second)
+    v2 = out / "releases" / "v1.0.1"
+    manifest2 = json.loads((v2 / "manifest.json").read_text())
+    assert manifest2["promoted"] is True
+    assert (
+        manifest2["approval"]["reason"] == reason and manifest2["approval"]["by"] == "reviewer-ann"
+    )
+    assert json.loads((out / "releases" / "latest.json").read_text())["version"] == "1.0.1"
+    assert manifest2["lineage"]["training_splits_version"] == trained_on
+    assert "sentiment|2026-11-22" not in {
+        p["partition_key"] for p in manifest2["lineage"]["generation_partitions"]
+    }
+    assert _checks(second) == {**{c: True for c in GATE}, "device_targets": False}
+
+    # 3. a second, different training: the shadow figures move, release-diff shows what changed
+    third = run(
+        [multitask_model, multitask_tflite, multitask_coreml, benchmark_report, model_release],
+        {
+            "multitask_model": {"config": {"epochs": 2, "batch_size": 4, "seed": 7}},
+            "multitask_tflite": {"config": {"recipe": "float", "compare_recipes": []}},
+        },
+    )
+    [release3] = third.asset_materializations_for_node("model_release")
+    v3 = out / "releases" / "v1.0.2"
+    manifest3 = json.loads((v3 / "manifest.json").read_text())
+    moved = manifest3["gate"]["shadow_comparison"]["figures"]["models"]
+    assert moved["multitask"]["mean_difference"] > 0.0
+    assert moved["personality"]["mean_difference"] == 0.0  # the PersonalityModel is unchanged
+    files2, files3 = manifest2["files"], manifest3["files"]
+    assert files3["multitask.tflite"]["sha256"] != files2["multitask.tflite"]["sha256"]
+    assert files3["personality.tflite"]["sha256"] == files2["personality.tflite"]["sha256"]
+    assert manifest3["lineage"]["training_splits_version"] == resplit
+    assert "sentiment\\|2026-11-22 | added" in release3.metadata["release_diff"].value
+    capsys.readouterr()
+    assert main(["release-diff", "1.0.1", "1.0.2", "--releases", str(out / "releases")]) == 0
+    diff = capsys.readouterr().out
+    assert "| multitask.tflite |" in diff and "| changed |" in diff
+    assert "sentiment\\|2026-11-22 | added" in diff and trained_on in diff and resplit in diff
 
     # which dataset produced this shipped model? one command, by file sha256 or by version
-    sha = manifest["files"]["multitask.tflite"]["sha256"]
-    capsys.readouterr()
+    sha = manifest2["files"]["multitask.tflite"]["sha256"]
     assert main(["lineage", sha[:12], "--releases", str(out / "releases")]) == 0
     text = capsys.readouterr().out
-    assert "release 1.0.0" in text and "multitask.tflite" in text and "← this file" in text
-    assert "sentiment|2026-11-21" in text and "by ollama/qwen3:8b" in text
-    assert lineage["fusechat_source"] in text and lineage["training_splits_version"] in text
-    assert "```" in release.metadata["lineage_view"].value
-    assert main(["lineage", "0123456789", "--releases", str(out / "releases")]) == 1
-
-    again = dg.materialize(
-        ASSETS, selection=[model_release], resources=resources, instance=instance
-    )
-    [second] = again.asset_materializations_for_node("model_release")
-    assert second.metadata["version"].value == "1.0.1"
-    assert (
-        second.metadata["probe_difference"].value == 0.0
-        and second.metadata["shipped"].value is True
-    )
+    assert "release 1.0.1" in text and "← this file" in text and trained_on in text
+    assert os.access(v3 / "manifest.json", os.R_OK)

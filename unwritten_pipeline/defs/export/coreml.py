@@ -5,8 +5,8 @@ import numpy as np
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.multitask.assets import multitask_model
-from unwritten_pipeline.defs.personality.assets import personality_model, personality_tokens
+from unwritten_pipeline.defs.export.keys import MULTITASK_COREML, PERSONALITY_COREML
+from unwritten_pipeline.defs.export.records import record_export
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.coreml import (
     backbone_weight_parity,
@@ -22,6 +22,9 @@ from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_M
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 GROUP = "export"
+PERSONALITY_TOKENS = "personality_tokens"  # observable source of the personality stage
+SPEC = "spec"
+PARITY_EMBEDDINGS = 64  # cache embeddings the decompressed backbone weights are compared on
 
 
 def _size(path) -> int:
@@ -43,16 +46,18 @@ class PersonalityCoreMLConfig(dg.Config):
 
 @dg.asset(
     automation_condition=REBUILD,
-    deps=[personality_model, personality_tokens],
+    name=PERSONALITY_COREML,
+    deps=[PERSONALITY_MODEL, PERSONALITY_TOKENS],
     group_name=GROUP,
     kinds={"coreml"},
-    code_version="1",
-    check_specs=[dg.AssetCheckSpec("weights_parity", asset="personality_coreml", blocking=True)],
+    code_version="2",
+    check_specs=[dg.AssetCheckSpec("weights_parity", asset=PERSONALITY_COREML, blocking=True)],
 )
 def personality_coreml(
     context: dg.AssetExecutionContext, config: PersonalityCoreMLConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
-    """Core ML for iOS: the frozen backbone as ML Programs (fp16 and 4-bit palettized, iOS 17) with the
+    """Core ML for iOS: the frozen backbone as ML Programs (fp16 and 4-bit palettized, iOS 17) with
+    the
     token labels in their metadata, and the 512→325 head as an updatable NeuralNetwork .mlmodel
     (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by running the
     decompressed weights in PyTorch; prediction and updates themselves need Apple hardware.
@@ -82,7 +87,7 @@ def personality_coreml(
         )
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    embeddings = cache.embeddings[-64:].astype(np.float32)
+    embeddings = cache.embeddings[-PARITY_EMBEDDINGS:].astype(np.float32)
     parity = {
         name: backbone_weight_parity(model, path, embeddings) for name, path in packages.items()
     }
@@ -91,6 +96,25 @@ def personality_coreml(
         parity["4bit"]["cosine_min"] >= config.min_cosine
         and head_spec["is_updatable"]
         and head_spec["updatable_layers"] == ["token_head"]
+    )
+    record_export(
+        context,
+        store,
+        files={
+            "personality_backbone_4bit.mlpackage": packages["4bit"],
+            "personality_head_updatable.mlmodel": head,
+        },
+        parity={
+            "passed": passed,
+            "kind": "decompressed weights in PyTorch (prediction needs Apple hardware)",
+            "cosine_min_4bit": parity["4bit"]["cosine_min"],
+            "head_updatable": head_spec["is_updatable"],
+        },
+        model=PERSONALITY_MODEL,
+        interface={
+            "personality_backbone_4bit.mlpackage": _interface(packages["4bit"], "iOS17"),
+            "personality_head_updatable.mlmodel": _interface(head, "iOS17"),
+        },
     )
     return dg.MaterializeResult(
         metadata={
@@ -123,20 +147,24 @@ def personality_coreml(
 
 @dg.asset(
     automation_condition=REBUILD,
-    deps=[multitask_model],
+    name=MULTITASK_COREML,
+    deps=[MULTITASK_MODEL],
     group_name=GROUP,
     kinds={"coreml"},
-    code_version="1",
+    code_version="2",
+    check_specs=[dg.AssetCheckSpec(SPEC, asset=MULTITASK_COREML, blocking=True)],
 )
 def multitask_coreml(
     context: dg.AssetExecutionContext, store: ArtifactStore
 ) -> dg.MaterializeResult:
     """The merged multi-task model as a Core ML ML Program (fp16, iOS 17): inputs input_ids /
-    attention_mask (int32, 1 × 128), one output per head."""
+    attention_mask (int32, 1 × max length), one output per head. The blocking `spec` check
+    reloads the package and compares its inputs and outputs with the model's heads (prediction
+    itself needs Apple hardware)."""
     module, _, config = multitask_module(store.layout.model_dir(MULTITASK_MODEL))
     path = multitask_program(
         module,
-        128,
+        config["model"]["max_length"],
         store.layout.export_dir("coreml") / "multitask_fp16.mlpackage",
         {
             "heads": json.dumps([h["name"] for h in config["heads"]]),
@@ -144,10 +172,46 @@ def multitask_coreml(
         },
     )
     spec = describe(path)
+    expected = {
+        "inputs": ["input_ids", "attention_mask"],
+        "outputs": [h["name"] for h in config["heads"]],
+    }
+    found = {k: [i["name"] for i in spec[k]] for k in ("inputs", "outputs")}
+    passed = found == expected
+    record_export(
+        context,
+        store,
+        files={"multitask_fp16.mlpackage": path},
+        parity={"passed": passed, "kind": "spec reload (prediction needs Apple hardware)"},
+        model=MULTITASK_MODEL,
+        interface={"multitask_fp16.mlpackage": _interface(path, "iOS17")},
+    )
     return dg.MaterializeResult(
         metadata={
             "bytes": _size(path),
             "spec": dg.MetadataValue.json(spec),
             "path": dg.MetadataValue.path(str(path)),
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=SPEC,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"expected": expected, "found": found},
+            )
+        ],
     )
+
+
+def _interface(path, target: str) -> dict:
+    """The model_config.json entry of a Core ML file: type, inputs, outputs, updatability."""
+    spec = describe(path)
+    return {
+        "type": spec["type"],
+        "minimum_deployment_target": target,
+        "inputs": spec["inputs"],
+        "outputs": spec["outputs"],
+        "is_updatable": spec["is_updatable"],
+        **({"updatable_layers": spec["updatable_layers"]} if spec["is_updatable"] else {}),
+        **({"training_inputs": spec["training_inputs"]} if spec.get("training_inputs") else {}),
+    }

@@ -1,12 +1,9 @@
 import dagster as dg
 
-from unwritten_pipeline.defs.export.assets import (
-    model_release,
-    multitask_tflite,
-    personality_tflite,
-    probe_texts,
-)
+from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite, probe_texts
 from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
+from unwritten_pipeline.defs.export.keys import MODEL_EVALUATION
+from unwritten_pipeline.defs.export.release import model_release
 from unwritten_pipeline.defs.export.report import benchmark_report
 
 EXPORT_ASSETS = [
@@ -20,8 +17,10 @@ EXPORT_ASSETS = [
 
 release_job = dg.define_asset_job(
     "release_job",
-    selection=EXPORT_ASSETS,
-    description="Export both models to LiteRT and Core ML, check parity, benchmark, build the release.",
+    # the evaluation runs between the exports and the release: the gate reads its golden scores
+    selection=dg.AssetSelection.assets(*EXPORT_ASSETS) | dg.AssetSelection.assets(MODEL_EVALUATION),
+    description="Export both models to LiteRT and Core ML, check parity, benchmark, evaluate on "
+    "the golden sets, then build the release candidate and run the release gate.",
 )
 
 

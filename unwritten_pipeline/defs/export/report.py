@@ -1,9 +1,16 @@
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite, shipped_path
+from unwritten_pipeline.defs.export.keys import (
+    BENCHMARK_REPORT,
+    LITERT_FILES,
+    MULTITASK_TFLITE,
+    PERSONALITY_TFLITE,
+)
 from unwritten_pipeline.lib.export.benchmark import (
     latency,
     latency_png,
@@ -12,12 +19,14 @@ from unwritten_pipeline.lib.export.benchmark import (
     personality_recall,
     target_rows,
 )
+from unwritten_pipeline.lib.export.lineage import LineageError, load_record
 from unwritten_pipeline.lib.export.parity import tokenize
+from unwritten_pipeline.lib.export.release import strict_json
 from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.fusechat import load_cache
 from unwritten_pipeline.lib.report import markdown_table, png_markdown
-from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
+from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -33,7 +42,8 @@ class BenchmarkConfig(dg.Config):
 
 @dg.asset(
     automation_condition=REBUILD,
-    deps=[personality_tflite, multitask_tflite],
+    name=BENCHMARK_REPORT,
+    deps=[PERSONALITY_TFLITE, MULTITASK_TFLITE],
     group_name="export",
     kinds={"json", "markdown"},
     code_version="1",
@@ -41,16 +51,25 @@ class BenchmarkConfig(dg.Config):
 def benchmark_report(
     context: dg.AssetExecutionContext, config: BenchmarkConfig, store: ArtifactStore
 ):
-    """Per exported model: size, LiteRT latency (mean/median/p95/p99 at 1 and 2 threads after warm-up),
+    """Per shipped LiteRT model (as its export recorded it): size, sha256, latency
+    (mean/median/p95/p99 at 1 and 2 threads after warm-up),
     peak memory, float-vs-quantized accuracy on the test data, and the DOMAIN.md target table
     with pass/fail. Written as `reports/benchmark_report.json` and `.md`."""
     exports = store.layout.exports_dir
-    shipped = {
-        name: shipped_path(context, f"{name}_tflite") for name in ("personality", "multitask")
-    }
+    records = {}
+    try:
+        for file_name, asset in LITERT_FILES.items():
+            records[file_name.removesuffix(".tflite")] = (
+                load_record(store.layout.export_record(asset), asset),
+                file_name,
+            )
+    except LineageError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    # the files the exports recorded as shipped (not whatever is newest in the folder)
+    shipped = {name: Path(r["files"][f]["path"]) for name, (r, f) in records.items()}
     floats = {name: exports / name / f"{name}_float.tflite" for name in shipped}
     tokenizer = load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
-    length = 128
+    length = records["multitask"][0]["interface"]["model_config"]["input_length"]
     sample_text = tokenize(tokenizer, ["I can't believe you remembered my birthday!"], length)
     cache = load_cache(store.soft_label_root)
     embeddings = cache.embeddings[-config.accuracy_samples :].astype(np.float32)
@@ -63,6 +82,7 @@ def benchmark_report(
         latencies[name] = runs
         report["models"][name] = {
             "file": str(path),
+            "sha256": sha256_file(path),
             "size_mb": path.stat().st_size / 1e6,
             "float_size_mb": floats[name].stat().st_size / 1e6,
             "latency_ms": runs,
@@ -93,11 +113,11 @@ def benchmark_report(
     }
     rows = target_rows(measured)
     report["targets"] = [
-        dict(zip(("metric", "measured", "target", "must", "result"), r)) for r in rows
+        dict(zip(("metric", "measured", "target", "must", "result"), r, strict=True)) for r in rows
     ]
     markdown = _markdown(report, rows)
     out = store.layout.reports_dir
-    write_json_atomic(out / "benchmark_report.json", report)
+    write_json_atomic(out / "benchmark_report.json", strict_json(report))
     write_bytes_atomic(out / "benchmark_report.md", markdown.encode())
     png = latency_png(latencies)
     write_bytes_atomic(out / "latency.png", png)

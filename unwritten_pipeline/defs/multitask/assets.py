@@ -4,6 +4,7 @@ from pydantic import Field
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.lib.config import dataclass_from
+from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
@@ -67,10 +68,18 @@ def multitask_model(
             description=f"{lineage_path} does not exist; materialize training_splits first"
         )
     splits_lineage = read_json(lineage_path)
-    lineage = {
-        "training_splits_version": splits_lineage["data_version"],
-        "partitions": [p["partition_key"] for p in splits_lineage.get("partitions", [])],
-    }
+    # what this training consumes, recorded now (the release copies it, never "the latest")
+    lineage = training_record(
+        context.asset_key.to_user_string(),
+        context.run.run_id,
+        context.assets_def.code_versions_by_key.get(context.asset_key),
+        {
+            "training_splits": {
+                "data_version": splits_lineage["data_version"],
+                "partitions": splits_lineage.get("partitions", []),
+            }
+        },
+    )
     values = config.model_dump()
     model_config = dataclass_from(MultiTaskConfig, values)
     train_config = dataclass_from(MultiTaskTrainConfig, values)
@@ -104,8 +113,10 @@ def multitask_model(
             "train_samples_per_s": dg.MetadataValue.float(round(run.result.samples_per_s, 2)),
             "train_seconds": dg.MetadataValue.float(round(run.result.seconds, 2)),
             "training_curves": dg.MetadataValue.md(png_markdown(png, "training curves")),
-            "training_splits_version": lineage["training_splits_version"],
-            "upstream_partitions": dg.MetadataValue.json(lineage["partitions"]),
+            "training_splits_version": lineage["training_splits"]["data_version"],
+            "upstream_partitions": dg.MetadataValue.json(
+                [p["partition_key"] for p in lineage["training_splits"]["partitions"]]
+            ),
             "encoder": config.encoder,
             "mode": "full fine-tune" if config.full_finetune else "LoRA",
             "path": dg.MetadataValue.path(str(out_dir)),

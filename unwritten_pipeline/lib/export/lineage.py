@@ -1,19 +1,155 @@
-"""From a shipped file (or release version) back to the data that produced it."""
+"""Lineage records and the chain from a shipped file (or release version) back to its data.
+
+Records are written when an artifact is made, never looked up later as "the latest":
+
+- a model, when it is trained, records what it consumed (`training_record`): the splits data
+  version with every generation partition key and its data version, or the soft-label version,
+  token sha256 and encoder revision; its own run id and code version;
+- an export records what it shipped (`export_record`): release file → source path + sha256, its
+  own parity result, and the record of the model it was converted from (copied, with the sha256
+  of the weights it read);
+- the release assembles its lineage from the records of the exports it ships
+  (`release_lineage`) and refuses exports whose files or models changed since (`stale_reason`).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-from unwritten_pipeline.lib.export.release import released_versions
-from unwritten_pipeline.lib.storage.files import read_json
+from unwritten_pipeline.lib.export.release import released_versions, tree_sha256
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
+from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 
 
 class LineageError(LookupError):
     pass
 
 
+def _package_version() -> str:
+    try:
+        return version("unwritten_pipeline")
+    except PackageNotFoundError:  # running from a checkout without an install
+        return "unknown"
+
+
+def training_record(asset: str, run_id: str, code_version: str | None, consumed: dict) -> dict:
+    """What a model consumed, recorded at training time (stored in the model's config)."""
+    return {
+        "asset": asset,
+        "run_id": run_id,
+        "code_version": code_version,
+        "package_version": _package_version(),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **consumed,
+    }
+
+
+def export_record(
+    path: Path,
+    *,
+    asset: str,
+    run_id: str,
+    code_version: str | None,
+    files: dict[str, Path],
+    parity: dict[str, Any],
+    model_asset: str,
+    model_weights: Path,
+    model_lineage: dict,
+    interface: dict | None = None,
+) -> dict:
+    """Write the export's record: the files it ships (release name → source), its own parity
+    result, and a copy of the lineage of the model it was converted from."""
+    record = {
+        "asset": asset,
+        "run_id": run_id,
+        "code_version": code_version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": {name: {"path": str(p), "sha256": tree_sha256(p)} for name, p in files.items()},
+        "parity": parity,
+        "model": {
+            "asset": model_asset,
+            "weights": str(model_weights),
+            "weights_sha256": sha256_file(model_weights),
+            "lineage": model_lineage,
+        },
+        "interface": interface or {},
+    }
+    write_json_atomic(path, record)
+    return record
+
+
+def load_record(path: Path, asset: str) -> dict:
+    if not path.is_file():
+        raise LineageError(f"{path}: {asset} has written no release record; materialize it first")
+    record = read_json(path)
+    for field in ("files", "parity", "model"):
+        if field not in record:
+            raise LineageError(f"{path}: field '{field}' is missing")
+    return record
+
+
+def stale_reason(record: dict) -> str | None:
+    """Why this export can no longer be shipped as recorded (None: it can)."""
+    for name, entry in record["files"].items():
+        source = Path(entry["path"])
+        if not source.exists():
+            return f"{source} ({name}) is gone since the export"
+        if tree_sha256(source) != entry["sha256"]:
+            return f"{source} ({name}) changed since the export that checked it"
+    weights = Path(record["model"]["weights"])
+    if not weights.is_file() or sha256_file(weights) != record["model"]["weights_sha256"]:
+        return f"{record['model']['asset']} was retrained since this export ({weights})"
+    return None
+
+
+def release_lineage(records: dict[str, dict]) -> dict:
+    """The release's lineage, assembled only from the records of the exports it ships."""
+    assets, models = {}, {}
+    for asset, record in sorted(records.items()):
+        assets[asset] = {
+            "data_version": _short(record["files"]),
+            "code_version": record.get("code_version"),
+            "run_id": record.get("run_id"),
+        }
+        model = record["model"]
+        previous = models.setdefault(model["asset"], model)
+        if previous["weights_sha256"] != model["weights_sha256"]:
+            raise LineageError(
+                f"{asset} and another export were converted from different {model['asset']} "
+                "trainings; re-export both"
+            )
+        trained = model["lineage"]
+        assets[model["asset"]] = {
+            "data_version": model["weights_sha256"][:24],
+            "code_version": trained.get("code_version"),
+            "run_id": trained.get("run_id"),
+        }
+    multitask = models.get(MULTITASK_MODEL, {}).get("lineage", {})
+    personality = models.get(PERSONALITY_MODEL, {}).get("lineage", {})
+    splits = multitask.get("training_splits", {})
+    return {
+        "assets": assets,
+        "training_splits_version": splits.get("data_version"),
+        "generation_partitions": splits.get("partitions", []),
+        "fusechat_source": personality.get("source"),
+        "tokens_sha256": personality.get("tokens_sha256"),
+        "soft_labels_version": personality.get("soft_labels_version"),
+        "encoder": personality.get("encoder"),
+        "multitask_encoder": multitask.get("encoder"),
+        "models": {name: m["lineage"] for name, m in models.items()},
+    }
+
+
+def _short(files: dict) -> str:
+    return "+".join(entry["sha256"][:12] for entry in files.values())
+
+
 def find_release(releases: Path, key: str) -> tuple[Path, str | None]:
-    """(release dir, matching file name or None) for a version ("1.0.1", "v1.0.1") or a sha256 (≥ 8 hex chars)."""
+    """(release dir, matching file name or None) for a version ("1.0.1", "v1.0.1") or a sha256
+    (≥ 8 hex chars)."""
     version = key.removeprefix("v")
     if (releases / f"v{version}" / "manifest.json").is_file():
         return releases / f"v{version}", None
@@ -36,7 +172,8 @@ def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]
     manifest = read_json(directory / "manifest.json")
     lineage = manifest["lineage"]
     lines = [
-        f"release {manifest['version']}  {directory}  (shipped: {manifest['promoted']}, created {manifest['created']})"
+        f"release {manifest['version']}  {directory}  (shipped: {manifest['promoted']}, "
+        f"created {manifest['created']})"
     ]
     for name, entry in manifest["files"].items():
         mark = "  ← this file" if name == matched_file else ""
@@ -57,9 +194,11 @@ def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]
             f"  {part['partition_key']:<36} data version {part['data_version']}  "
             f"{part['accepted']} accepted  by {generators}"
         )
+    encoder = lineage.get("encoder") or {}
     lines.append(
-        f"fusechat source {lineage['fusechat_source']}  (soft labels {lineage['soft_labels_version']}, "
-        f"encoder {lineage['encoder']['name']} {lineage['encoder']['revision']})"
+        f"fusechat source {lineage['fusechat_source']}  (soft labels "
+        f"{lineage['soft_labels_version']}, encoder {encoder.get('name')} "
+        f"{encoder.get('revision')})"
     )
     lines.append(f"personality tokens sha256 {lineage['tokens_sha256']}")
     return lines
@@ -68,3 +207,15 @@ def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]
 def lineage_markdown(directory: Path) -> str:
     """The same chain for the model_release asset's metadata view."""
     return "```\n" + "\n".join(lineage_lines(directory)) + "\n```"
+
+
+def trained_model_lineage(name: str, model_dir: Path) -> tuple[Path, dict]:
+    """(weights file, the lineage recorded at training time) of a trained model folder."""
+    if name == PERSONALITY_MODEL:
+        config = read_json(model_dir / "config.json")
+        weights = model_dir / "model.safetensors"
+        return weights, {k: v for k, v in config.items() if k not in ("model", "tokens")}
+    if name == MULTITASK_MODEL:
+        config = read_json(model_dir / "multitask_config.json")
+        return model_dir / "merged" / "model.safetensors", config.get("lineage", {})
+    raise LineageError(f"{name}: not a model this project trains")

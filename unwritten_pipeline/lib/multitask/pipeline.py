@@ -63,13 +63,15 @@ def train_from_splits(
         raise SplitsMissingError(f"{splits_dir}: the train split holds no example for any head")
     for head in without:
         log(
-            f"head {head} has no training data in {splits_dir}; it stays untrained (reported in metadata)"
+            f"head {head} has no training data in {splits_dir}; it stays untrained "
+            "(reported in metadata)"
         )
     tokenizer, base, revision = load_encoder(model_config.encoder)
     model = MultiTaskModel(base, model_config)
     trainable, total = model.trainable_share()
     log(
-        f"{model_config.encoder}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
+        f"{model_config.encoder}: {trainable:,} of {total:,} parameters trainable "
+        f"({100 * trainable / total:.2f}%)"
     )
     result = train_multitask(
         model, tokenizer, examples["train"], examples["validation"], train_config, log=log
@@ -84,7 +86,7 @@ def train_from_splits(
         {
             "encoder_revision": revision,
             "training": config_dict(train_config),
-            "lineage": lineage,
+            "lineage": {**lineage, "encoder": {"name": model_config.encoder, "revision": revision}},
             "heads_without_data": without,
             "best_epoch": result.best_epoch,
         },

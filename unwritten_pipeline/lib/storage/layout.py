@@ -95,6 +95,10 @@ class Layout:
         """Corrupt batch files of a partition, moved aside with a reason file each."""
         return self.batches_dir(data_type, date) / "quarantine"
 
+    def export_record(self, asset: str) -> Path:
+        """What an export asset shipped: files + sha256, its parity result, the model's lineage."""
+        return self.exports_dir / "records" / f"{asset}.json"
+
     # evaluation
     @property
     def evaluation_dir(self) -> Path:

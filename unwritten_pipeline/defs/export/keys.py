@@ -1,0 +1,19 @@
+"""Asset names of the export stage: one owner, so modules never import each other's assets.
+
+The release ships the files of `SHIPPED_EXPORTS`; each of them writes a release record
+(`Layout.export_record(name)`) that the release reads — never the instance's "latest".
+"""
+
+PROBE_TEXTS = "probe_texts"
+PERSONALITY_TFLITE = "personality_tflite"
+MULTITASK_TFLITE = "multitask_tflite"
+PERSONALITY_COREML = "personality_coreml"
+MULTITASK_COREML = "multitask_coreml"
+BENCHMARK_REPORT = "benchmark_report"
+# written by the evaluation stage (defs/evaluation): golden-set and test metrics, baselines
+MODEL_EVALUATION = "model_evaluation"
+MODEL_RELEASE = "model_release"
+
+SHIPPED_EXPORTS = (PERSONALITY_TFLITE, MULTITASK_TFLITE, PERSONALITY_COREML, MULTITASK_COREML)
+# the LiteRT model of each release file the gate runs: release file → export asset
+LITERT_FILES = {"personality.tflite": PERSONALITY_TFLITE, "multitask.tflite": MULTITASK_TFLITE}

@@ -1,0 +1,88 @@
+"""Inputs of release tests: validated partitions on disk and an evaluation file of the shape the
+`model_evaluation` asset writes (the gate reads only that file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unwritten_pipeline.lib.curation.rules import ValidationRules
+from unwritten_pipeline.lib.curation.validate import validate_partition, write_validation
+from unwritten_pipeline.lib.generation.batches import partition_dir
+from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
+
+SENTIMENT_LABELS = ["positive", "neutral", "negative"]
+
+
+def write_validated(root: Path, types: list[str], date: str, n: int) -> None:
+    """n valid samples per type in the llm_batches partition of `date`, validated."""
+    for data_type in types:
+        write_partition(root, data_type, date, [distinct_samples(data_type, n, tag=date)])
+        result = validate_partition(
+            partition_dir(root, data_type, date),
+            data_type=data_type,
+            date=date,
+            rules=ValidationRules(),
+        )
+        write_validation(Layout(root).validated_dir(data_type, date), result, {})
+
+
+def metrics(accuracy: float, macro_f1: float) -> dict:
+    return {
+        "accuracy": accuracy,
+        "macro_f1": macro_f1,
+        "confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "labels": SENTIMENT_LABELS,
+    }
+
+
+def write_evaluation(
+    layout: Layout,
+    *,
+    sentiment_f1: float,
+    personality_auc: float = 0.70,
+    vader_f1: float = 0.55,
+    multitask: str = "multitask_tflite/int4_embedding_int8_dense",
+    personality: str = "personality_tflite/int4_dynamic",
+) -> Path:
+    """evaluation.json: the golden sets, three sentiment baselines, the shipped candidates."""
+    path = layout.evaluation_dir / "evaluation.json"
+    write_json_atomic(
+        path,
+        {
+            "golden": {
+                "sentiment": {
+                    "path": "data/golden/sentiment_dev.csv",
+                    "sha256": "a" * 64,
+                    "n": 1500,
+                },
+                "personality": {
+                    "path": "data/golden/ipip50_items.csv",
+                    "sha256": "b" * 64,
+                    "n": 50,
+                },
+            },
+            "baselines": {
+                "sentiment": {
+                    "majority": metrics(0.33, 0.17),
+                    "vader": metrics(vader_f1 + 0.02, vader_f1),
+                    "zero_shot": metrics(0.50, 0.48),
+                },
+                "personality": {"zero_shot": {"mean_auc": 0.60, "per_trait_auc": {}}},
+            },
+            "models": {
+                multitask: {
+                    "sentiment": metrics(sentiment_f1 + 0.01, sentiment_f1),
+                    "personality": {"mean_auc": personality_auc, "per_trait_auc": {}},
+                    "test_split": {"sentiment_accuracy": 0.8},
+                },
+                personality: {
+                    "sentiment": None,
+                    "personality": {"mean_auc": personality_auc, "per_trait_auc": {}},
+                    "test_split": {"top5_recall": 0.4},
+                },
+            },
+        },
+    )
+    return path
