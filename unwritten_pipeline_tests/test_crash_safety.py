@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pytest
 import yaml
 from dagster._core.launcher import WorkerStatus
 
@@ -148,6 +149,7 @@ def _cache(root: Path, n: int = 3000, dim: int = 16) -> None:
     publish_cache(root / "fusechat_soft_labels", "crash-test", build)
 
 
+@pytest.mark.slow  # eight epochs of training, killed and resumed
 def test_killed_training_leaves_whole_checkpoints_and_resumes(tmp_path):
     _cache(tmp_path)
     checkpoints = tmp_path / "personality_model" / "checkpoints"
@@ -198,6 +200,7 @@ def _first_batch_written(tmp_path: Path):
     return lambda: any(directory.glob("batch_*.json"))
 
 
+@pytest.mark.slow  # a generation subprocess and a dagster-daemon (5-12 s)
 def test_killed_run_is_marked_failed_by_the_daemons_run_monitoring(tmp_path, monkeypatch):
     """The public way: the project's instance config and a real `dagster-daemon run`."""
     home, env = _monitored_home(tmp_path, monkeypatch)
