@@ -39,6 +39,9 @@ class EvaluationConfig(dg.Config):
         description="score only the first N golden sentiment texts (quick checks; default all)",
     )
     max_length: int = Field(default=128, description="multi-task input length, as exported")
+    threads: int = Field(
+        default=1, description="PyTorch threads (1: two collapse when the other core is busy)"
+    )
 
 
 @dg.asset(
@@ -91,6 +94,7 @@ def model_evaluation(
             zero_shot_encoder,
             golden_limit=config.golden_limit,
             max_length=config.max_length,
+            threads=config.threads,
             log=context.log.info,
         )
     except (
