@@ -312,3 +312,12 @@ def test_embedded_length_cuts_are_retried_bigger_then_rejected(tmp_path, seed_di
         f"length: embedded output cut at max_tokens={n}" for n in (65, 130)
     ]
     assert all(r["raw_output"] for r in records)  # what the model had said so far
+
+
+def test_a_batch_file_with_a_bare_nan_is_refused_by_name(tmp_path):
+    from unwritten_pipeline.lib.generation.batches import BatchFileError, read_batch
+
+    path = tmp_path / "batch_0001.json"
+    path.write_text('{"batch_number": 1, "data_type": "sentiment", "samples": [{"q": NaN}]}')
+    with pytest.raises(BatchFileError, match=r"batch_0001\.json: not strict JSON \(NaN is not"):
+        read_batch(path)

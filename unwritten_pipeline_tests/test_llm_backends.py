@@ -26,6 +26,7 @@ from unwritten_pipeline.lib.llm.http_backends import (
 )
 from unwritten_pipeline.testing.fake_llm_server import (
     LLAMA_CPP_PYTHON_JSON_SCHEMA_ERROR,
+    OLLAMA_BAD_FORMAT,
     FakeLLMServer,
 )
 from unwritten_pipeline_tests.conftest import SeedSampleFactory
@@ -201,6 +202,7 @@ def test_refusal_markers_tell_a_bad_request_from_a_sick_server():
     assert says_request_is_invalid(
         'response_format type must be one of "text" or "json_object", but got: json_schema'
     )
+    assert says_request_is_invalid(OLLAMA_BAD_FORMAT)
     assert not says_request_is_invalid('{"error": "the model failed to generate a response"}')
     assert not says_request_is_invalid("llama_decode returned -3")
 

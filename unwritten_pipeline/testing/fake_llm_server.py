@@ -61,6 +61,9 @@ CONTEXT_EXCEEDED = (
     "completion."
 )
 
+# Ollama's HTTP 400 for a `format` that is neither "json" nor a JSON schema object.
+OLLAMA_BAD_FORMAT = 'invalid format: expected "json" or a valid JSON Schema object'
+
 OPENAI_FLAVORS = {
     # flavor: structured-output forms it takes
     "vllm": ("json_schema", "json_object"),
@@ -242,7 +245,9 @@ class FakeLLMServer:
                     return self._openai_chat(body)
                 self._send(404, {"error": "not found"})
 
-            def _common_fault(self, fault: str | None, error: Callable[[int, str], Any]) -> bool:
+            def _common_fault(
+                self, fault: str | None, error: Callable[[int, str], Any], refusal: str
+            ) -> bool:
                 """Faults before any output; True when the request has been answered."""
                 if server.delay_s:
                     time.sleep(server.delay_s)
@@ -253,7 +258,7 @@ class FakeLLMServer:
                 elif fault == "http429":
                     self._send(429, error(429, "too many requests"))
                 elif fault == "bad_request":
-                    self._send(400, error(400, CONTEXT_EXCEEDED))
+                    self._send(400, error(400, refusal))
                 elif fault == "reset":
                     self._reset()
                 else:
@@ -264,7 +269,8 @@ class FakeLLMServer:
                 if body.get("model") not in server.models:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 fault = server._next_fault()
-                if self._common_fault(fault, lambda _status, message: {"error": message}):
+                ollama_error = lambda _status, message: {"error": message}  # noqa: E731
+                if self._common_fault(fault, ollama_error, OLLAMA_BAD_FORMAT):
                     return None
                 content = server._content(body["format"], fault)
                 length_cut = fault in ("length_valid", "length_truncated")
@@ -293,7 +299,7 @@ class FakeLLMServer:
                 if refused:
                     return self._send(*refused)
                 fault = server._next_fault()
-                if self._common_fault(fault, server._openai_error):
+                if self._common_fault(fault, server._openai_error, CONTEXT_EXCEEDED):
                     return None
                 schema = _schema_of(body)
                 content = server._content(schema, fault)

@@ -55,13 +55,19 @@ class QuarantinedFile:
         return {"file": self.original.name, "moved_to": str(self.moved_to), "reason": self.reason}
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def read_batch(path: Path) -> BatchFile:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchFileError(f"{path}: cannot read batch file: {exc}") from None
     except json.JSONDecodeError as exc:
         raise BatchFileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:  # NaN / Infinity: Python reads them, other parsers do not
+        raise BatchFileError(f"{path}: not strict JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise BatchFileError(
             f"{path}: a batch file holds a JSON object, found {type(payload).__name__}"

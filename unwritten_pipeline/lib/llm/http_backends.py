@@ -2,7 +2,8 @@
 
 What the real servers answer (and what `unwritten_pipeline.testing.fake_llm_server` imitates):
 
-- Ollama: errors are `{"error": "<text>"}` with 400 (bad request, e.g. an invalid `format`),
+- Ollama: errors are `{"error": "<text>"}` with 400 (bad request, e.g. `invalid format: expected
+  "json" or a valid JSON Schema object`),
   404 (model not pulled), 429, 500 (e.g. "the model failed to generate a response"), 502.
   A reply cut at `num_predict` carries `"done_reason": "length"`.
 - vLLM: errors are `{"error": {"message", "type": "BadRequestError", "param", "code": 400}}`
@@ -53,6 +54,7 @@ _REFUSAL_MARKERS = (
     "not supported",
     "Unsupported",
     "parse grammar",
+    "invalid format",  # Ollama (some versions answer it with 500)
     "context length",
     "context window",
 )
