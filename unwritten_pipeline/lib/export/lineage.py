@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from unwritten_pipeline.lib.export.release import released_versions, tree_sha256
+from unwritten_pipeline.lib.export.release import released_versions, strict_json, tree_sha256
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 
@@ -77,7 +77,7 @@ def export_record(
         },
         "interface": interface or {},
     }
-    write_json_atomic(path, record)
+    write_json_atomic(path, strict_json(record))
     return record
 
 
