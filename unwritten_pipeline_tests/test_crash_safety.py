@@ -284,3 +284,49 @@ def test_killing_the_run_process_stops_its_step_subprocess(tmp_path):
     while process_alive(step_pid):
         assert time.monotonic() < deadline, "the step subprocess outlived its parent"
         time.sleep(0.1)
+
+
+def _spawned_children(pid: int) -> set[int]:
+    """Processes that `pid` started with multiprocessing (Dagster's step subprocesses)."""
+    children = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            children.add(int(proc.name))
+    return children
+
+
+@pytest.mark.slow  # `dagster asset materialize` loads the whole code location (20-40 s)
+def test_killing_the_cli_stops_the_step_subprocess_it_started(tmp_path):
+    """The multiprocess executor's step subprocess used to go on generating on its own."""
+    (tmp_path / "home").mkdir()
+    directory = partition_dir(tmp_path / "data", "sentiment", DATE)
+    steps: set[int] = set()
+
+    def step_is_generating() -> bool:
+        steps.update(_spawned_children(cli.pid))
+        return bool(steps) and any(directory.glob("batch_*.json"))
+
+    with FakeLLMServer(SeedSampleFactory(), delay_s=0.5) as server:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(tmp_path / "home"),
+            "UNWRITTEN_PROFILE": "production",
+            "UNWRITTEN_LLM_URL": server.url,
+            "UNWRITTEN_DATA_ROOT": str(tmp_path / "data"),
+        }
+        cli = subprocess.Popen(
+            [Path(sys.executable).with_name("dagster"), "asset", "materialize",
+             "-m", "unwritten_pipeline.definitions", "--select", "llm_batches",
+             "--partition", partition_key(DATE, "sentiment")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env,
+        )  # fmt: skip
+        _kill_when(cli, step_is_generating)
+        deadline = time.monotonic() + 30
+        while any(process_alive(pid) for pid in steps):
+            assert time.monotonic() < deadline, f"step subprocess {steps} outlived the CLI"
+            time.sleep(0.2)
