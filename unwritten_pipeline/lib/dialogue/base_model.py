@@ -65,9 +65,19 @@ def load_base(gguf_path: Path, log: Callable[[str], None] = print):
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
     )
+    _drop_gguf_quantizer(model)
     tokenizer = load_tokenizer(gguf_path)
     log(
         f"loaded {gguf_path.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M "
         f"parameters in {time.monotonic() - started:.1f} s"
     )
     return model, tokenizer
+
+
+def _drop_gguf_quantizer(model) -> None:
+    """The weights are already dequantized to float32; without this, transformers still marks
+    the model as "quantized with gguf" and refuses to save_pretrained the merged result."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config

@@ -69,6 +69,7 @@ def convert_to_gguf(
     """Run convert_hf_to_gguf.py on a transformers folder; `target` appears only when complete."""
     script = check_toolchain(converter_dir)
     tmp = _tmp_beside(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}  # use its own gguf-py
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     command = [sys.executable, str(script), str(model_dir), "--outtype", outtype]
