@@ -1,39 +1,26 @@
 from __future__ import annotations
 
-import itertools
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from unwritten_pipeline.lib.generation.prompts import load_seed_examples
-from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, sample_model
+from unwritten_pipeline.lib.scaleout.postgres import postgres_installed, start_cluster, stop_cluster
+from unwritten_pipeline.lib.scaleout.stack import free_port
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
+from unwritten_pipeline.testing.samples import SeedSamples
 
 SEED_DIR = PROJECT_ROOT / "data" / "seed_examples"
 
 
-def data_type_of(schema: dict[str, Any]) -> str:
-    fields = set(schema["properties"]["samples"]["items"]["properties"])
-    return next(t for t in DATA_TYPES if set(sample_model(t).model_fields) == fields)
-
-
-class SeedSampleFactory:
-    """Answers with seed examples of the requested type, each made unique by a counter."""
+class SeedSampleFactory(SeedSamples):
+    """Seed examples of the requested type, made unique (unwritten_pipeline/testing/samples.py)."""
 
     def __init__(self) -> None:
-        self.counter = itertools.count(1)
-
-    def __call__(self, wanted: int, schema: dict[str, Any]) -> list[dict[str, Any]]:
-        examples = load_seed_examples(SEED_DIR, data_type_of(schema))
-        out = []
-        for i in range(wanted):
-            sample = dict(examples[i % len(examples)])
-            text_field = next(k for k, v in sample.items() if isinstance(v, str) and len(v) > 40)
-            sample[text_field] = f"{sample[text_field]} (variant {next(self.counter)})"
-            out.append(sample)
-        return out
+        super().__init__(SEED_DIR)
 
 
 @pytest.fixture
@@ -45,3 +32,23 @@ def fake_server():
 @pytest.fixture
 def seed_dir() -> Path:
     return SEED_DIR
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster of the test's own on 127.0.0.1 (lib/scaleout/postgres.py, the one
+    `unwritten scale-out up` starts); yields the UNWRITTEN_PG_* settings."""
+    if not postgres_installed():
+        if os.environ.get("CI"):
+            pytest.fail(
+                "PostgreSQL is not installed; .ci/run installs the Debian package postgresql"
+            )
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+    # not under pytest's tmp dir: that is private to root, and the server runs as postgres
+    base = Path(tempfile.mkdtemp(prefix="unwritten-pg-"))
+    base.chmod(0o755)
+    try:
+        yield start_cluster(base / "data", free_port(), base / "postgres.log")
+    finally:
+        stop_cluster(base / "data")
+        shutil.rmtree(base, ignore_errors=True)

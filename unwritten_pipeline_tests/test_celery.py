@@ -9,8 +9,10 @@ served two generation steps at once while the two servers did work at the same t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +21,14 @@ import dagster as dg
 import pytest
 
 from unwritten_pipeline.defs.scaleout.operations import launch_partitions, stack_config, stack_paths
+from unwritten_pipeline.defs.scaleout.runs import run_facts, wait_for_runs
 from unwritten_pipeline.lib.scaleout import stack
 from unwritten_pipeline.lib.scaleout.celery_settings import BROKER_ENV
 from unwritten_pipeline.lib.scaleout.hosts import HOSTS_ENV
 from unwritten_pipeline.lib.scaleout.postgres import postgres_installed
 from unwritten_pipeline.lib.scaleout.queues import CELERY_QUEUE_TAG, LLM_QUEUE, TRAIN_QUEUE
 from unwritten_pipeline.resources.llm import LLM_SERVER_TAG
+from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
 from unwritten_pipeline_tests.conftest import SeedSampleFactory
 
@@ -96,29 +100,27 @@ def test_celery_workers_run_generation_and_curation_with_a_limit_per_llm_server(
             for name, value in stack.stack_env(config).items():
                 if name.startswith("UNWRITTEN_PG_"):  # the instance reads its database from these
                     monkeypatch.setenv(name, value)
-            runs = wait_for_runs(paths.dagster_home, run_ids)
-            llm_worker = next(s.pid for s in services if s.name == "worker-llm")
-            llm_pool = children_of(llm_worker)  # its forked pool processes, while they live
+            with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+                runs = wait_for_runs(instance, run_ids, RUNS_TIMEOUT_S)
+            # the workers' forked pool processes, while they live
+            pools = {s.name: children_of(s.pid) for s in services if s.name.startswith("worker-")}
         finally:
             stopped = stack.down(paths)
         assert len(stopped) == 5
         assert [s.name for s in services if s.alive()] == []
-    pids = {s.name: s.pid for s in services}
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs.values()), {
         run_id: run.status for run_id, run in runs.items()
     }
 
     windows = {server_a.url: [], server_b.url: []}
     for run in runs.values():
-        steps = step_facts(run.events)
-        llm, curation = steps["llm_batches"], steps["validated_samples"]
-        assert (llm["queue"], curation["queue"]) == (LLM_QUEUE, TRAIN_QUEUE)
-        assert llm["worker"].startswith("llm@") and curation["worker"].startswith("train@")
+        llm, curation = run.steps["llm_batches"], run.steps["validated_samples"]
+        assert (llm.queue, curation.queue) == (LLM_QUEUE, TRAIN_QUEUE)
+        assert llm.worker.startswith("llm@") and curation.worker.startswith("train@")
         # the step ran in a process of the worker that took it, not in the run's own process
-        assert llm["pid"] in llm_pool
-        assert curation["pid"] == pids["worker-train"]
-        assert run.orchestrator_pid not in (llm["pid"], curation["pid"])
-        windows[run.server_url].append((llm["start"], llm["end"]))
+        assert llm.pid in pools["worker-llm"] and curation.pid in pools["worker-train"]
+        assert run.orchestrator_pid not in (llm.pid, curation.pid)
+        windows[run.server.removeprefix("ollama:")].append((llm.start, llm.end))
 
     assert [len(w) for w in windows.values()] == [2, 2]  # capacity-weighted: two runs each
     for server in (server_a, server_b):
@@ -126,56 +128,6 @@ def test_celery_workers_run_generation_and_curation_with_a_limit_per_llm_server(
         first, second = sorted(windows[server.url])
         assert first[1] <= second[0]  # ... and in the events: its generation steps never overlapped
     assert overlaps(windows[server_a.url], windows[server_b.url])  # while the two worked together
-
-
-class RunFacts:
-    def __init__(self, run: dg.DagsterRun, events: list) -> None:
-        self.status = run.status
-        self.server_url = run.tags[LLM_SERVER_TAG].removeprefix("ollama:")
-        self.events = events
-        self.orchestrator_pid = next(
-            e.dagster_event.pid
-            for e in events
-            if e.dagster_event and message_of(e).startswith("Submitting celery task")
-        )
-
-
-def wait_for_runs(home: Path, run_ids: list[str]) -> dict[str, RunFacts]:
-    deadline = time.monotonic() + RUNS_TIMEOUT_S
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        while time.monotonic() < deadline:
-            runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
-            if all(run.is_finished for run in runs):
-                return {run.run_id: RunFacts(run, instance.all_logs(run.run_id)) for run in runs}
-            time.sleep(2)
-        statuses = {r: instance.get_run_by_id(r).status for r in run_ids}
-    raise AssertionError(f"runs not finished after {RUNS_TIMEOUT_S} s: {statuses}")
-
-
-def step_facts(events: list) -> dict[str, dict]:
-    """Per step: the queue it was sent to, the worker that took it, its process and its window."""
-    facts: dict[str, dict] = {}
-    for event in events:
-        if not (event.dagster_event and event.step_key):
-            continue
-        step = facts.setdefault(event.step_key, {})
-        message = message_of(event)
-        kind = event.dagster_event.event_type_value
-        if message.startswith("Submitting celery task"):
-            step["queue"] = message.rsplit('to queue "', 1)[1].rstrip('".')
-        elif "in celery worker" in message:
-            metadata = event.dagster_event.engine_event_data.metadata
-            step["worker"] = metadata["Celery worker"].value
-        elif kind == "STEP_START":
-            step["pid"], step["start"] = event.dagster_event.pid, event.timestamp
-        elif kind == "STEP_SUCCESS":
-            step["end"] = event.timestamp
-    return facts
-
-
-def message_of(event) -> str:
-    """Engine events from the run carry their text as user message, the worker's as event text."""
-    return event.user_message or event.dagster_event.message or ""
 
 
 def children_of(pid: int) -> set[int]:
@@ -244,3 +196,120 @@ def test_up_with_a_dead_broker_starts_nothing(data_root, monkeypatch):
     assert not paths.state.exists()
     assert stack.status(paths) == []
     assert not (paths.dagster_home / "dagster.yaml").exists()  # stopped before any worker
+
+
+@pytest.mark.slow
+def test_a_step_process_killed_mid_step_fails_the_run_and_a_rerun_resumes(data_root, monkeypatch):
+    require_services()
+    with FakeLLMServer(SeedSampleFactory(), delay_s=1.0) as server:
+        for name in (BROKER_ENV, "UNWRITTEN_PG_HOST", HOSTS_ENV):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("UNWRITTEN_DATA_ROOT", str(data_root))
+        monkeypatch.setenv("UNWRITTEN_PROFILE", "production")
+        monkeypatch.setenv("UNWRITTEN_LLM_BACKEND", "ollama")
+        monkeypatch.setenv("UNWRITTEN_LLM_URL", server.url)
+        paths = stack_paths()
+        config = stack_config(paths)
+        config.automation = False
+        stack.up(config)
+        batches = ArtifactStore(data_root=str(data_root)).layout.batches_dir(*PARTITION)
+        try:
+            for name, value in stack.stack_env(config).items():
+                if name.startswith("UNWRITTEN_PG_"):
+                    monkeypatch.setenv(name, value)
+            with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+                [first] = launch_partitions(paths, PARTITION[1], [PARTITION[0]], KILL_CONFIG)
+                step_pid = wait_until(lambda: step_started(instance, first), "llm_batches start")
+                wait_until(lambda: list(batches.glob("batch_*.json")), "a first batch file")
+                os.kill(step_pid, signal.SIGKILL)  # as the out-of-memory killer would
+                [failed] = wait_for_runs(instance, [first], RUNS_TIMEOUT_S).values()
+                kept = {f.name: f.read_bytes() for f in batches.glob("batch_*.json")}
+                [second] = launch_partitions(paths, PARTITION[1], [PARTITION[0]], KILL_CONFIG)
+                [rerun] = wait_for_runs(instance, [second], RUNS_TIMEOUT_S).values()
+                failure = failure_message(instance, first)
+        finally:
+            stack.down(paths)
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    # the worker saw its child die and failed the step
+    assert "WorkerLostError" in failure, failure[-3000:]
+    assert 1 <= len(kept) < 4  # killed part-way: some batches written, not all
+    for content in kept.values():  # every visible batch file is complete JSON
+        assert json.loads(content)["sample_count"] == 2
+    assert rerun.status == dg.DagsterRunStatus.SUCCESS
+    assert all((batches / name).read_bytes() == content for name, content in kept.items())
+    assert len(list(batches.glob("batch_*.json"))) == 4  # the rerun wrote only what was missing
+
+
+PARTITION = ("sentiment", "2026-11-22")
+KILL_CONFIG = {"ops": {"llm_batches": {"config": {"sample_count": 8, "samples_per_call": 2}}}}
+
+
+def wait_until(probe, what: str, timeout_s: float = 240):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} after {timeout_s:.0f} s")
+
+
+def step_started(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    step = run_facts(instance, instance.get_run_by_id(run_id)).steps.get("llm_batches")
+    return step.pid if step and step.start else None
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Every message of the run, with the text of any error it carries."""
+    parts = []
+    for event in instance.all_logs(run_id):
+        parts.append(event.user_message or "")
+        if event.dagster_event:
+            parts.append(event.dagster_event.message or "")
+            error = getattr(event.dagster_event.event_specific_data, "error", None)
+            parts.append(error.to_string() if error else "")
+    return "\n".join(p for p in parts if p)
+
+
+def test_nightly_schedule_spreads_the_seven_types_over_the_servers_by_capacity(monkeypatch):
+    from datetime import UTC, datetime
+
+    from unwritten_pipeline.definitions import build_defs
+    from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+
+    monkeypatch.setenv("UNWRITTEN_LLM_BACKEND", "ollama")
+    monkeypatch.setenv("UNWRITTEN_LLM_API_KEY", "sk-live-secret")
+    monkeypatch.setenv(HOSTS_ENV, "http://gpu-a:11434=2, http://gpu-b:11434")
+    defs = build_defs()
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 22, 2, 0, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = defs.resolve_schedule_def("nightly_generation").evaluate_tick(context).run_requests
+    assert sorted(r.partition_key for r in requests) == sorted(
+        f"{t}|2026-11-22" for t in DATA_TYPES
+    )
+    servers = [r.tags[LLM_SERVER_TAG] for r in requests]
+    assert servers.count("ollama:http://gpu-a:11434") == 5
+    assert servers.count("ollama:http://gpu-b:11434") == 2
+    for request in requests:
+        config = request.run_config["resources"]["llm"]["config"]
+        assert request.tags[LLM_SERVER_TAG] == f"ollama:{config['base_url']}"
+        assert config["backend"] == "ollama"
+        assert config["api_key"] == {"env": "UNWRITTEN_LLM_API_KEY"}  # the name, never the key
+    assert "sk-live-secret" not in json.dumps([r.run_config for r in requests])
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("gpu-a:11434", "not an http"),
+        ("http://gpu-a:11434=two", "capacity of http://gpu-a:11434 is 'two'"),
+        ("http://gpu-a:11434=0", "must be at least 1"),
+        ("http://gpu-a:11434,http://gpu-a:11434/", "listed twice"),
+    ],
+)
+def test_bad_llm_hosts_are_refused_naming_the_variable(text, error):
+    from unwritten_pipeline.lib.scaleout.hosts import parse_hosts
+
+    with pytest.raises(ValueError, match=f"{HOSTS_ENV}: .*{error}"):
+        parse_hosts(text)

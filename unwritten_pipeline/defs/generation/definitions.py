@@ -9,5 +9,7 @@ from unwritten_pipeline.resources.llm import LLMResource
 def generation_defs(llm: LLMResource) -> dg.Definitions:
     job = build_generation_job(llm)
     return dg.Definitions(
-        assets=[seed_examples, llm_batches], jobs=[job], schedules=[build_nightly_schedule(job)]
+        assets=[seed_examples, llm_batches],
+        jobs=[job],
+        schedules=[build_nightly_schedule(job, llm)],
     )

@@ -27,7 +27,10 @@ def nightly_run_requests(date: str, llm: LLMResource, data_types=DATA_TYPES) -> 
     ]
 
 
-def build_nightly_schedule(job) -> dg.ScheduleDefinition:
+def build_nightly_schedule(job, llm: LLMResource) -> dg.ScheduleDefinition:
+    """`llm` is the code location's resource (from the environment): its backend and settings go
+    into every run's config, with the URL of the server the run was sent to."""
+
     @dg.schedule(
         job=job,
         cron_schedule=NIGHTLY_CRON,
@@ -35,7 +38,7 @@ def build_nightly_schedule(job) -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         name="nightly_generation",
     )
-    def nightly_generation(context: dg.ScheduleEvaluationContext, llm: LLMResource):
+    def nightly_generation(context: dg.ScheduleEvaluationContext):
         """Every night: today's partition for every data type, one run each, spread over the
         LLM servers."""
         date = context.scheduled_execution_time.strftime("%Y-%m-%d")

@@ -40,7 +40,7 @@ class ServiceUnavailableError(RuntimeError):
 class WorkerSpec:
     name: str
     queues: tuple[str, ...]
-    # steps at once: 1 runs them in the worker process itself (pool solo), more in forked children
+    # steps at once, each in a forked child process of the worker
     concurrency: int = 1
 
 
@@ -119,6 +119,9 @@ def instance_config(
     ]
     queue["tag_concurrency_limits"] = others + per_host
     queue.setdefault("dequeue_interval_seconds", DEQUEUE_INTERVAL_S)
+    # launch the runs of one pass side by side: each run process takes seconds to load the code,
+    # and one after the other the last of a night's fan-out would start that much later
+    queue.setdefault("dequeue_use_threads", True)
     config["run_queue"] = queue
     if not automation:
         config["auto_materialize"] = {"enabled": False}
@@ -354,11 +357,9 @@ def _start_worker(config: StackConfig, worker: WorkerSpec, env: Mapping[str, str
     log = config.paths.logs / f"worker-{worker.name}.log"
     cmd = [str(config.bin_dir / "celery"), "-A", "dagster_celery.app", "worker"]
     cmd += ["-Q", ",".join(worker.queues), "-n", f"{worker.name}@%h", "--loglevel", "INFO"]
-    # solo: the step runs in the worker process itself (its PID is the worker's), one at a time
-    if worker.concurrency == 1:
-        cmd += ["--pool", "solo"]
-    else:
-        cmd += ["--pool", "prefork", "--concurrency", str(worker.concurrency)]
+    # prefork: each step runs in a child of the worker; if that child dies mid-step (killed, out
+    # of memory) the worker reports WorkerLostError and the run fails at once instead of waiting
+    cmd += ["--pool", "prefork", "--concurrency", str(worker.concurrency)]
     process = _spawn(cmd, log, env, config.project_root)
     return Service(f"worker-{worker.name}", process.pid, env[BROKER_ENV], str(log))
 
