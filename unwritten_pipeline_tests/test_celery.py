@@ -4,7 +4,9 @@ of capacity 1 each.
 
 Asserted from the run and step events: every step ran in a worker process (not in the run's own
 process), generation on the `llm` queue and curation on the `train` queue, and no server ever
-served two generation steps at once while the two servers did work at the same time.
+served two generation steps at once while the two servers did work at the same time. Also: a step
+process killed mid-step fails its run at once and a rerun keeps the finished batch files; a dead
+broker or database is named with its URL and nothing is left running; the nightly fan-out.
 """
 
 from __future__ import annotations
