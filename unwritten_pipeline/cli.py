@@ -17,6 +17,8 @@ from unwritten_pipeline.resources.storage import PROJECT_ROOT
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 RELEASES_HELP = "releases folder for versions (default: <data_root>/releases)"
+# what the demo still runs when an export's blocking check stopped release_job
+AFTER_EXPORT_CHECKS = ("benchmark_report", "model_evaluation", "model_release")
 # The demo's volume where the release gate looks: the golden sets score the sentiment and
 # personality heads, so those get enough samples for a decisive model; the other types keep
 # the profile's few (generation is the slow part on 2 cores).
@@ -112,14 +114,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if not result.success and not _refused_by_checks(result):
                     failed.append(label)
                 elif job_name == "release_job" and not _released_in(result):
-                    # a blocking export check stopped the run: record the refusal as a
-                    # release candidate, so the demo ends with the gate's verdict
-                    job.execute_in_process(
+                    # a blocking export check stopped the run: benchmark and evaluate what was
+                    # exported and record the refusal, so the demo ends with the gate's figures
+                    after = job.execute_in_process(
                         run_config=run_config,
                         instance=instance,
-                        asset_selection=[dg.AssetKey("model_release")],
+                        asset_selection=[dg.AssetKey(k) for k in AFTER_EXPORT_CHECKS],
                         raise_on_error=False,
                     )
+                    if not after.success and not _refused_by_checks(after):
+                        failed.append(f"{label} ({', '.join(AFTER_EXPORT_CHECKS)})")
     layout = ArtifactStore.from_env().layout
     print(_demo_summary(layout, date, types))
     if layout.benchmark_report_md.is_file():
