@@ -1,4 +1,5 @@
-"""Core ML exports, verified the only ways Linux allows: spec reload and decompressed weights in PyTorch."""
+"""Core ML exports, verified the only ways Linux allows: spec reload and decompressed weights in
+PyTorch."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_multitask_program_and_inspect(tmp_path, tiny_multitask, capsys):  # noq
     mask[1, 9:] = 0
     with torch.no_grad():
         reference, traced_path = module(ids, mask), _MultiTaskTuple(module)(ids, mask)
-    for name, value in zip(HEAD_NAMES, traced_path):
+    for name, value in zip(HEAD_NAMES, traced_path, strict=True):
         assert torch.allclose(reference[name], value, atol=1e-4), name
 
     path = multitask_program(

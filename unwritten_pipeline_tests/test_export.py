@@ -1,4 +1,5 @@
-"""LiteRT conversion, recipes, parity (incl. a corrupted export), release manifest and verify-release."""
+"""LiteRT conversion, recipes, parity (incl. a corrupted export), release manifest and
+verify-release."""
 
 from __future__ import annotations
 

@@ -67,7 +67,8 @@ print(json.dumps({"peak_mb": status("VmHWM:") - before}))
 
 
 def peak_memory_mb(path: Path) -> float:
-    """Peak resident memory that loading the model and running it adds, in a fresh process (Linux)."""
+    """Peak resident memory that loading the model and running it adds, in a fresh process
+    (Linux)."""
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, check=True
     )
@@ -89,7 +90,8 @@ def target_rows(measured: dict[str, float]) -> list[tuple]:
 
 
 def multitask_accuracy(path: Path, tokenizer, test: dict, max_length: int) -> dict:
-    """Sentiment accuracy and personality per-trait accuracy (|error| < 0.15) of an exported model."""
+    """Sentiment accuracy and personality per-trait accuracy (|error| < 0.15) of an exported
+    model."""
     from unwritten_pipeline.lib.export.parity import run_multitask, tokenize
     from unwritten_pipeline.lib.multitask.evaluate import TRAIT_TOLERANCE
 

@@ -181,13 +181,17 @@ def multitask_program(
 
 
 def describe(path: Path) -> dict:
-    """Inputs, outputs, metadata and updatability of a .mlpackage / .mlmodel (the seed's inspect_mlpackage)."""
+    """Inputs, outputs, metadata and updatability of a .mlpackage / .mlmodel (the seed's
+    inspect_mlpackage)."""
     import coremltools as ct
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: Core ML package is missing")
     spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    feature = lambda f: {"name": f.name, "type": f.type.WhichOneof("Type")}
+
+    def feature(f):
+        return {"name": f.name, "type": f.type.WhichOneof("Type")}
+
     info = {
         "inputs": [feature(f) for f in spec.description.input],
         "outputs": [feature(f) for f in spec.description.output],

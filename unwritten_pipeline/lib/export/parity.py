@@ -68,12 +68,17 @@ def personality_parity(
     exported = np.concatenate(rows)
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(embeddings)).numpy()
-    top5 = lambda x: np.argsort(-x, axis=1)[:, :5]
-    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5(exported), top5(reference))])
-    sig = lambda x: 1 / (1 + np.exp(-x))
+    top5_exported, top5_reference = (np.argsort(-x, axis=1)[:, :5] for x in (exported, reference))
+    overlap = np.mean(
+        [len(set(a) & set(b)) / 5 for a, b in zip(top5_exported, top5_reference, strict=True)]
+    )
+
+    def sig(x):
+        return 1 / (1 + np.exp(-x))
+
     return {
         "n": len(embeddings),
-        "cosine_min": min(cosine(e, r) for e, r in zip(exported, reference)),
+        "cosine_min": min(cosine(e, r) for e, r in zip(exported, reference, strict=True)),
         "top5_agreement": float(overlap),
         "probability_mae_diff": float(np.abs(sig(exported) - sig(reference)).mean()),
     }
