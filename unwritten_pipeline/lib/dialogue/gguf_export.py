@@ -128,14 +128,19 @@ class GGUFCheck:
         return asdict(self)
 
 
-def load_llama(path: Path, n_ctx: int):
-    """A llama_cpp.Llama on `path` with every position's logits; a refused file names itself."""
+def load_llama(path: Path, n_ctx: int, logits_all: bool = True):
+    """A llama_cpp.Llama on `path` (every position's logits unless `logits_all` is False); a
+    refused file names itself."""
     import llama_cpp
 
     try:
         check_gguf(path)
         return llama_cpp.Llama(
-            model_path=str(path), n_ctx=n_ctx, n_threads=N_THREADS, logits_all=True, verbose=False
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=N_THREADS,
+            logits_all=logits_all,
+            verbose=False,
         )
     except (BaseModelError, ValueError, RuntimeError) as exc:
         raise GGUFVerificationError(f"llama-cpp-python refused {path}: {exc}") from exc
@@ -157,12 +162,20 @@ def _generate(llm, max_tokens: int) -> tuple[list[int], float]:
     started = time.monotonic()
     end_tokens = _end_tokens(llm)
     for _ in range(max_tokens):
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        token = int(np.argmax(_last_logits(llm)))
         if token in end_tokens:
             break
         out.append(token)
         llm.eval([token])
     return out, time.monotonic() - started
+
+
+def _last_logits(llm) -> np.ndarray:
+    """The logits of the last evaluated position (llm.scores holds them only with logits_all)."""
+    import llama_cpp
+
+    pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),))
 
 
 def _end_tokens(llm) -> set[int]:
@@ -179,8 +192,9 @@ def verify_gguf(
 ) -> GGUFCheck:
     """Load `path`, score validation perplexity on the given token ids, generate greedily on the
     fixed prompts, time prompt processing and generation."""
-    llm = load_llama(path, n_ctx)
-    val_ppl = perplexity(validation, _llama_logits(llm))
+    val_ppl = perplexity(validation, _llama_logits(load_llama(path, n_ctx)))
+    # timed as an app runs it: logits of the last position only
+    llm = load_llama(path, n_ctx, logits_all=False)
     prompt_tokens, prompt_seconds, gen_tokens, gen_seconds = 0, 0.0, 0, 0.0
     texts = []
     for prompt in prompts:
