@@ -10,7 +10,6 @@ import shutil
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 
 from unwritten_pipeline.cli import main
 from unwritten_pipeline.defs.curation.assets import training_splits
@@ -30,6 +29,7 @@ from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
+from unwritten_pipeline_tests.instance_helpers import observe_sources
 from unwritten_pipeline_tests.release_fixtures import write_evaluation, write_validated
 
 ASSETS = [
@@ -81,7 +81,7 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
         "fusechat": FuseChatSourceResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
-    observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
+    observe_sources([personality_tokens, fusechat_source], instance, resources)
 
     def run(selection, ops=None):
         names = {a.key.to_user_string() for a in selection}

@@ -12,7 +12,6 @@ import shutil
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
@@ -31,6 +30,7 @@ from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
+from unwritten_pipeline_tests.instance_helpers import observe_sources
 from unwritten_pipeline_tests.release_fixtures import write_evaluation, write_validated
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
     encoder = _tiny_encoder(base / "tiny-bert")
     resources = _resources(out, inputs)
     instance = dg.DagsterInstance.ephemeral()
-    observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
+    observe_sources([personality_tokens, fusechat_source], instance, resources)
     result = dg.materialize(
         UPSTREAM,
         selection=[training_splits, *UPSTREAM[3:]],
