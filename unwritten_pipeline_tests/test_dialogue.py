@@ -211,7 +211,7 @@ def test_tiny_lora_training_records_losses_and_lowers_perplexity(tiny_chain):
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert result["val_perplexity_after"] < result["val_perplexity_before"]
     assert 0 < result["trainable"] < result["total"]
-    assert (layout.dialogue_model_dir / "model.safetensors").is_file()
+    assert (layout.dialogue_model_dir / "model.safetensors").stat().st_mode & 0o777 == 0o644
     assert "<|im_start|>" in (layout.dialogue_model_dir / "chat_template.jinja").read_text()
 
 
@@ -234,6 +234,8 @@ def test_tiny_round_trip_through_gguf_and_pte_passes_its_checks(tiny_chain):
         read_json(layout.dialogue_gguf_dir / chain.VERIFICATION_FILE)["pytorch_val_perplexity"],
         rel=0.01,
     )
+    shipped = [*layout.dialogue_gguf_dir.iterdir(), *layout.dialogue_pte_dir.iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in shipped} == {"0o644"}
     leftovers = [p.name for p in layout.dialogue_dir.rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
 

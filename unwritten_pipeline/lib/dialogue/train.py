@@ -140,3 +140,5 @@ def save_merged(model, tokenizer, out_dir: Path, summary: dict[str, Any]) -> Non
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_json_atomic(tmp / TRAINING_FILE, summary)
+        for path in tmp.iterdir():  # safetensors writes 0600; artifacts are readable by everyone
+            path.chmod(0o644)
