@@ -228,9 +228,12 @@ def test_tiny_round_trip_through_gguf_and_pte_passes_its_checks(tiny_chain):
     assert abs(f16["perplexity_increase_vs_pytorch"]) <= F16_MAX_INCREASE
     assert q4["bytes"] < f16["bytes"]
     assert all(len(text) > 0 for c in gguf["files"].values() for text in c["generations"])
-    pte = read_json(layout.dialogue_pte_dir / chain.VERIFICATION_FILE)["files"]["fp32"]
-    assert pte["top1_agreement"] >= 0.99 and pte["positions_compared"] > 0
-    assert pte["val_perplexity"] == pytest.approx(
+    pte_report = read_json(layout.dialogue_pte_dir / chain.VERIFICATION_FILE)
+    assert set(pte_report["files"]) == {"8da4w", "fp32"}
+    shipped_pte = pte_report["files"][pte_report["shipped"]]
+    assert shipped_pte["top1_agreement"] >= 0.99 and shipped_pte["positions_compared"] > 0
+    assert pte_report["files"]["8da4w"]["bytes"] < pte_report["files"]["fp32"]["bytes"]
+    assert pte_report["files"]["fp32"]["val_perplexity"] == pytest.approx(
         read_json(layout.dialogue_gguf_dir / chain.VERIFICATION_FILE)["pytorch_val_perplexity"],
         rel=0.01,
     )
@@ -245,9 +248,9 @@ def test_manifest_lists_every_file_with_sha256_and_lineage(tiny_chain):
     layout, _, _ = tiny_chain
     manifest = read_json(layout.dialogue_manifest)
     paths = {f["path"]: f for f in manifest["files"]}
-    assert {"gguf/dialogue-f16.gguf", "gguf/dialogue-q4_k_m.gguf", "pte/dialogue-fp32.pte"} <= set(
-        paths
-    )
+    shipped_pte = read_json(layout.dialogue_pte_dir / chain.VERIFICATION_FILE)["shipped"]
+    assert {"gguf/dialogue-f16.gguf", "gguf/dialogue-q4_k_m.gguf"} <= set(paths)
+    assert [p for p in paths if p.startswith("pte/")] == [f"pte/dialogue-{shipped_pte}.pte"]
     assert "model/tokenizer.json" in paths and "model/chat_template.jinja" in paths
     for entry in manifest["files"]:
         assert sha256_file(layout.dialogue_dir / entry["path"]) == entry["sha256"]

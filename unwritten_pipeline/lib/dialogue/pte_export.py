@@ -20,9 +20,10 @@ from unwritten_pipeline.lib.dialogue.tokens import Encoded, perplexity
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
 
 EXECUTORCH_VERSION = "1.5.1"
-# fp32 only: XNNPACK 8-bit-dynamic/4-bit-weight PT2E quantization of this model fails at
-# calibration under executorch 1.5.1 (an index tensor gets observed); see docs/dialogue.md.
-PTE_QUANTIZATIONS = ("fp32",)
+# "8da4w": int8 dynamic activations, int4 weights in groups of 32 on every linear layer (torchao),
+# lowered to XNNPACK's kernels; "fp32": the weights as trained.
+PTE_QUANTIZATIONS = ("8da4w", "fp32")
+GROUP_SIZE = 32
 
 
 class PteError(RuntimeError):
@@ -57,6 +58,22 @@ def _fixed_context_module(model):
     return FixedContextLM(model).eval()
 
 
+def _quantize_8da4w(model):
+    """A quantized copy: the float model stays the reference the .pte is compared with."""
+    import copy
+
+    import torch
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization.granularity import PerGroup
+
+    quantized = copy.deepcopy(model)
+    config = Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=PerGroup(GROUP_SIZE)
+    )
+    quantize_(quantized, config)
+    return quantized
+
+
 def export_pte(model, target: Path, context_length: int, quantization: str = "fp32") -> int:
     """Write the .pte atomically; returns its size in bytes."""
     import torch
@@ -66,6 +83,8 @@ def export_pte(model, target: Path, context_length: int, quantization: str = "fp
     check_executorch()
     if quantization not in PTE_QUANTIZATIONS:
         raise PteError(f"quantization {quantization!r}: expected one of {PTE_QUANTIZATIONS}")
+    if quantization == "8da4w":
+        model = _quantize_8da4w(model)
     module = _fixed_context_module(model)
     example = (torch.zeros((1, context_length), dtype=torch.long),)
     with torch.no_grad():
