@@ -125,7 +125,8 @@ def _read_overrides(path: Path) -> dict[str, Any]:
 
 
 def apply_overrides(profile: Profile, overrides: dict[str, Any], *, source: str) -> Profile:
-    """Overrides look like {"backend": "openai", "all": {...}, "types": {"sentiment": {"daily_target": 50}}}."""
+    """Overrides look like
+    {"backend": "openai", "all": {...}, "types": {"sentiment": {"daily_target": 50}}}."""
     unknown = set(overrides) - {"backend", "all", "types"}
     if unknown:
         raise ValueError(

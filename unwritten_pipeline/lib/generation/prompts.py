@@ -25,40 +25,53 @@ CAPACITY_SCALE = (
 
 RULES: dict[str, str] = {
     "emotional_authenticity": (
-        f"{CAPACITY_SCALE} effective_capacity = base_capacity + the sum of capacity_factors impacts, "
-        "clipped to 0-10. X+2 rule: a character at capacity X can give at most X+2 of support. When "
-        "support_level_needed is greater than effective_capacity + 2 the character_response must show an "
+        f"{CAPACITY_SCALE} effective_capacity = base_capacity + the sum of capacity_factors "
+        "impacts, "
+        "clipped to 0-10. X+2 rule: a character at capacity X can give at most X+2 of support. "
+        "When "
+        "support_level_needed is greater than effective_capacity + 2 the character_response must "
+        "show an "
         "authentic limitation, and demonstrates_constraint explains it. authenticity_score and "
         "quality_score are 0-1 ratings of how true the response feels."
     ),
     "dramatic_irony": (
-        f"{CAPACITY_SCALE} The player knows something the character does not (knowledge_gap_score 0-1, "
-        "irony applies at 0.6 or more). The response follows character_capacity: below 4 -> tone_deaf with "
-        "relationship_impact -1.5 to -0.5; 4 to 6 -> misguided with -0.5 to -0.2; 7 or more -> growth with "
+        f"{CAPACITY_SCALE} The player knows something the character does not (knowledge_gap_score "
+        "0-1, "
+        "irony applies at 0.6 or more). The response follows character_capacity: below 4 -> "
+        "tone_deaf with "
+        "relationship_impact -1.5 to -0.5; 4 to 6 -> misguided with -0.5 to -0.2; 7 or more -> "
+        "growth with "
         "+0.3 to +0.8."
     ),
     "tension_building": (
         "Tension types and payoff timelines: mystery_hook and partial_reveal pay off in 2-4 weeks; "
-        "contradiction in 5-8 weeks; stakes_escalation immediately to 2 weeks (payoff_timeline_weeks). "
-        "setup is the established pattern, character_action breaks or bends it. Frequency grows with "
+        "contradiction in 5-8 weeks; stakes_escalation immediately to 2 weeks "
+        "(payoff_timeline_weeks). "
+        "setup is the established pattern, character_action breaks or bends it. Frequency grows "
+        "with "
         "relationship_level: levels 1-2 one in three, 3-4 one in two, level 5 nearly always."
     ),
     "memory_resonance": (
         "A present situation recalls a memory. resonance_weight is fixed by resonance_type: "
-        "same_emotion_different_context 0.8; opposite_emotion_growth 0.9; past_trauma_trigger 0.95; "
+        "same_emotion_different_context 0.8; opposite_emotion_growth 0.9; past_trauma_trigger "
+        "0.95; "
         "joy_sadness_contrast 0.85; emotional_growth_callback 0.7."
     ),
     "personality_traits": (
-        "text is one line a character says (15-30 words) that reveals personality. traits rates the "
+        "text is one line a character says (15-30 words) that reveals personality. traits rates "
+        "the "
         "speaker on the five OCEAN traits, each 0-1 (0 = low pole, 1 = high pole)."
     ),
     "relationship_scoring": (
-        "interaction describes an exchange between two characters (20-40 words). score 0-1 is its effect "
-        "on the relationship: below 0.3 damages it, 0.3-0.5 neutral, 0.5-0.7 builds it, above 0.7 a "
+        "interaction describes an exchange between two characters (20-40 words). score 0-1 is its "
+        "effect "
+        "on the relationship: below 0.3 damages it, 0.3-0.5 neutral, 0.5-0.7 builds it, above 0.7 "
+        "a "
         "significant bond."
     ),
     "sentiment": (
-        "text is one line of dialogue or narration (10-25 words). sentiment is positive, neutral or "
+        "text is one line of dialogue or narration (10-25 words). sentiment is positive, neutral "
+        "or "
         "negative, matching how the line reads."
     ),
 }
@@ -136,7 +149,8 @@ def build_messages(
     user = (
         f"Examples of good {data_type} samples:\n"
         f"{json.dumps({'samples': shown}, ensure_ascii=False, indent=1)}\n\n"
-        f"Write {n_samples} new {data_type} sample{'s' if n_samples != 1 else ''} set around {scene}. "
+        f"Write {n_samples} new {data_type} sample{'s' if n_samples != 1 else ''} set around "
+        f"{scene}. "
         "Use the same fields, obey the rules, and vary the numbers."
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
