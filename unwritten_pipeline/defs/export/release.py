@@ -2,6 +2,7 @@
 are blocking asset checks with their figures in the UI."""
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -122,7 +123,7 @@ def model_release(
         "personality": f"{PERSONALITY_TFLITE}/{records[PERSONALITY_TFLITE]['interface']['recipe']}",
         "multitask": f"{MULTITASK_TFLITE}/{records[MULTITASK_TFLITE]['interface']['recipe']}",
     }
-    evaluation, problem = _evaluation(layout.evaluation_dir / EVALUATION_FILE)
+    evaluation, problem = _evaluation(layout.evaluation_dir / EVALUATION_FILE, records)
     interface = _interface(records)
     # 3. the gate
     checks = [
@@ -208,10 +209,18 @@ def _optional_json(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
-def _evaluation(path: Path) -> tuple[dict | None, str | None]:
-    """The evaluation file, or None and why (the golden check then refuses the release)."""
+def _evaluation(path: Path, records: dict) -> tuple[dict | None, str | None]:
+    """The evaluation file, or None and why (the golden check then refuses the release): it
+    must exist, be well-formed and be newer than every export it judges."""
     if not path.is_file():
         return None, f"{path}: missing; materialize {MODEL_EVALUATION} first"
+    written = path.stat().st_mtime
+    for asset, record in sorted(records.items()):
+        if written < datetime.fromisoformat(record["created"]).timestamp():
+            return None, (
+                f"{path} predates the {asset} export of {record['created']}; "
+                f"materialize {MODEL_EVALUATION} again"
+            )
     try:
         evaluation = read_json(path)
     except ValueError as exc:
