@@ -107,6 +107,14 @@ def _check(instance, key, name, passed):
     )
 
 
+DIALOGUE_CHAIN = (
+    "dialogue_sft_dataset",
+    "dialogue_model",
+    "dialogue_gguf",
+    "dialogue_pte",
+    "dialogue_manifest",
+)
+
 # one run: blocking checks of assets requested together are enforced inside that run
 PERSONALITY_SIDE = [
     {
@@ -155,6 +163,7 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
             "benchmark_report",
             "model_release",
             "model_evaluation",
+            *DIALOGUE_CHAIN,
         },
     ]
 
@@ -221,8 +230,9 @@ def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):
     assert changed["personality_tokens"] != first["personality_tokens"]
 
 
-def _run_requested(defs, instance, cursor):
-    """Evaluate like the sensor, then execute what it requested, one run per partition key."""
+def _run_requested(defs, instance, cursor, only: set[str]):
+    """Evaluate like the sensor, then execute what it requested among `only`, one run per
+    partition key; returns every requested key per run."""
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     by_partition: dict[str | None, list[dg.AssetKey]] = {}
     for r in result.results:
@@ -230,29 +240,34 @@ def _run_requested(defs, instance, cursor):
             by_partition.setdefault(partition, []).append(r.key)
     job = defs.resolve_implicit_global_asset_job_def()
     for partition, keys in by_partition.items():
+        selected = [k for k in keys if k.to_user_string() in only]
         run = job.execute_in_process(
-            asset_selection=keys, partition_key=partition, instance=instance
+            asset_selection=selected, partition_key=partition, instance=instance
         )
         assert run.success
-    executed = [{k.to_user_string() for k in keys} for keys in by_partition.values()]
-    return executed, result.cursor
+    requested = [{k.to_user_string() for k in keys} for keys in by_partition.values()]
+    return requested, result.cursor
+
+
+DATA_SIDE = {"validated_samples", "training_splits"}
 
 
 @pytest.mark.slow
 def test_requested_rebuilds_run_the_real_asset_code(tmp_path, monkeypatch):
     """New batch files on disk and their llm_batches materialization: automation requests the
-    validated partition, then training_splits, and both runs execute the real asset code."""
+    validated partition, then training_splits, and both runs execute the real asset code (the
+    models after them are requested too; this test stops at the data side)."""
     monkeypatch.setenv("UNWRITTEN_DATA_ROOT", str(tmp_path))
     write_partition(tmp_path, "sentiment", TODAY, [distinct_samples("sentiment", 10)])
     defs = build_defs()
     with dg.instance_for_test() as instance:
         cursor = None
         for _ in range(2):  # the first ticks settle the initial state and request nothing
-            settle, cursor = _run_requested(defs, instance, cursor)
+            settle, cursor = _run_requested(defs, instance, cursor, DATA_SIDE)
             assert settle == []
         _materialize(instance, "llm_batches", f"sentiment|{TODAY}")
-        first, cursor = _run_requested(defs, instance, cursor)
-        second, _ = _run_requested(defs, instance, cursor)
+        first, cursor = _run_requested(defs, instance, cursor, DATA_SIDE)
+        second, _ = _run_requested(defs, instance, cursor, DATA_SIDE)
         splits = instance.get_latest_materialization_event(dg.AssetKey("training_splits"))
 
     assert first == [{"validated_samples"}] and second[0] >= {"training_splits"}
