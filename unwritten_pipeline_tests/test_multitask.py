@@ -185,6 +185,7 @@ def _materialize(root, **config):
     )
 
 
+@pytest.mark.slow
 def test_asset_trains_saves_merged_model_and_reports_baselines(tmp_path):
     types = [t for t in DATA_TYPES if t != "tension_building"]
     _splits(tmp_path, types, n=40)

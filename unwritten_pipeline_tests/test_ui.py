@@ -22,6 +22,7 @@ def _ui_check():
     return module
 
 
+@pytest.mark.slow
 def test_webserver_graphql_and_browser_show_every_asset(tmp_path):
     if not shutil.which("chromium"):
         if os.environ.get("CI"):
