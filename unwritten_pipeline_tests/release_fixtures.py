@@ -7,8 +7,10 @@ from pathlib import Path
 
 from unwritten_pipeline.lib.curation.rules import ValidationRules
 from unwritten_pipeline.lib.curation.validate import validate_partition, write_validation
+from unwritten_pipeline.lib.evaluation import results
+from unwritten_pipeline.lib.evaluation.run import EVALUATION_FILE
 from unwritten_pipeline.lib.generation.batches import partition_dir
-from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.multitask.tasks import OCEAN
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 
@@ -37,6 +39,10 @@ def metrics(accuracy: float, macro_f1: float) -> dict:
     }
 
 
+def auc(mean: float) -> dict:
+    return {"mean_auc": mean, "per_trait_auc": dict.fromkeys(OCEAN, mean)}
+
+
 def write_evaluation(
     layout: Layout,
     *,
@@ -47,8 +53,8 @@ def write_evaluation(
     personality: str = "personality_tflite/int4_dynamic",
 ) -> Path:
     """evaluation.json: the golden sets, three sentiment baselines, the shipped candidates."""
-    path = layout.evaluation_dir / "evaluation.json"
-    write_json_atomic(
+    path = layout.evaluation_dir / EVALUATION_FILE
+    results.write_evaluation(  # validated on write: the shape model_evaluation writes
         path,
         {
             "golden": {
@@ -69,17 +75,17 @@ def write_evaluation(
                     "vader": metrics(vader_f1 + 0.02, vader_f1),
                     "zero_shot": metrics(0.50, 0.48),
                 },
-                "personality": {"zero_shot": {"mean_auc": 0.60, "per_trait_auc": {}}},
+                "personality": {"zero_shot": auc(0.60)},
             },
             "models": {
                 multitask: {
                     "sentiment": metrics(sentiment_f1 + 0.01, sentiment_f1),
-                    "personality": {"mean_auc": personality_auc, "per_trait_auc": {}},
+                    "personality": auc(personality_auc),
                     "test_split": {"sentiment_accuracy": 0.8},
                 },
                 personality: {
                     "sentiment": None,
-                    "personality": {"mean_auc": personality_auc, "per_trait_auc": {}},
+                    "personality": auc(personality_auc),
                     "test_split": {"top5_recall": 0.4},
                 },
             },

@@ -20,6 +20,8 @@ from unwritten_pipeline.defs.export.keys import (
     PROBE_TEXTS,
     SHIPPED_EXPORTS,
 )
+from unwritten_pipeline.lib.evaluation.results import EvaluationFileError, load_evaluation
+from unwritten_pipeline.lib.evaluation.run import EVALUATION_FILE
 from unwritten_pipeline.lib.export import gate
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.candidate import (
@@ -53,8 +55,6 @@ from unwritten_pipeline.lib.storage.files import read_json, sha256_file
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.storage import ArtifactStore
-
-EVALUATION_FILE = "evaluation.json"
 
 
 class ReleaseConfig(dg.Config):
@@ -222,13 +222,9 @@ def _evaluation(path: Path, records: dict) -> tuple[dict | None, str | None]:
                 f"materialize {MODEL_EVALUATION} again"
             )
     try:
-        evaluation = read_json(path)
-    except ValueError as exc:
+        return load_evaluation(path), None
+    except EvaluationFileError as exc:
         return None, str(exc)
-    for field in ("golden", "baselines", "models"):
-        if not isinstance(evaluation, dict) or not isinstance(evaluation.get(field), dict):
-            return None, f"{path}: field '{field}' is missing or not an object"
-    return evaluation, None
 
 
 def _shipped_evaluation(shipped: Path | None) -> dict | None:
