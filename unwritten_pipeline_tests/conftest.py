@@ -9,23 +9,14 @@ import pytest
 
 from unwritten_pipeline.lib.scaleout.postgres import postgres_installed, start_cluster, stop_cluster
 from unwritten_pipeline.lib.scaleout.stack import free_port
-from unwritten_pipeline.resources.storage import PROJECT_ROOT
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
 from unwritten_pipeline.testing.samples import SeedSamples
-
-SEED_DIR = PROJECT_ROOT / "data" / "seed_examples"
-
-
-class SeedSampleFactory(SeedSamples):
-    """Seed examples of the requested type, made unique (unwritten_pipeline/testing/samples.py)."""
-
-    def __init__(self) -> None:
-        super().__init__(SEED_DIR)
+from unwritten_pipeline_tests.curation_fixtures import SEED_DIR
 
 
 @pytest.fixture
 def fake_server():
-    with FakeLLMServer(SeedSampleFactory()) as server:
+    with FakeLLMServer(SeedSamples()) as server:
         yield server
 
 
@@ -52,3 +43,29 @@ def postgres():
     finally:
         stop_cluster(base / "data")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_multitask():
+    """A 1-layer, 32-wide BERT and random weights for every head: exports in seconds."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from unwritten_pipeline.lib.multitask.tasks import HEADS
+
+    torch.manual_seed(0)
+    encoder = BertModel(
+        BertConfig(
+            vocab_size=120,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    ).eval()
+    heads = {}
+    for head in HEADS:
+        heads[f"{head.name}.weight"] = torch.randn(head.size, 32) * 0.5
+        heads[f"{head.name}.bias"] = torch.zeros(head.size)
+    return encoder, heads

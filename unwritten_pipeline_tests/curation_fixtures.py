@@ -1,13 +1,20 @@
-"""Batch files written the way llm_batches writes them, for curation tests."""
+"""Batch files written the way llm_batches writes them, validated partitions and splits, for
+tests downstream of generation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from unwritten_pipeline.lib.curation.rules import ValidationRules
+from unwritten_pipeline.lib.curation.splits import build_splits, write_splits
+from unwritten_pipeline.lib.curation.validate import validate_partition, write_validation
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples, seed_variants
-from unwritten_pipeline_tests.conftest import SEED_DIR
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.resources.storage import ArtifactStore
+
+SEED_DIR = ArtifactStore().seed_examples_dir
 
 GENERATOR = {"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0.0.1:11434"}
 
@@ -30,3 +37,26 @@ def write_partition(root: Path, data_type: str, date: str, batches: list[list[An
             timestamp="2026-11-22T02:00:00+00:00",
         )
     return directory
+
+
+def write_validated(
+    root: Path, types: list[str], date: str, n: int, *, tag: str | None = None
+) -> None:
+    """n valid samples per type in the llm_batches partition of `date`, validated (the text tag
+    defaults to the date, so partitions of different dates do not repeat each other)."""
+    for data_type in types:
+        samples = distinct_samples(data_type, n, tag=date if tag is None else tag)
+        write_partition(root, data_type, date, [samples])
+        result = validate_partition(
+            partition_dir(root, data_type, date),
+            data_type=data_type,
+            date=date,
+            rules=ValidationRules(),
+        )
+        write_validation(Layout(root).validated_dir(data_type, date), result, {})
+
+
+def write_validated_splits(root: Path, types: list[str], n: int = 16) -> None:
+    """Validated partitions of 2026-11-21 and the training splits built from them."""
+    write_validated(root, types, "2026-11-21", n, tag="")
+    write_splits(Layout(root).splits_dir, build_splits(root), {"partitions": []})

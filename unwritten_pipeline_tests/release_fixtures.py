@@ -5,29 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.validate import validate_partition, write_validation
 from unwritten_pipeline.lib.evaluation import results
 from unwritten_pipeline.lib.evaluation.run import EVALUATION_FILE
-from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.multitask.tasks import OCEAN
 from unwritten_pipeline.lib.storage.layout import Layout
-from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 
 SENTIMENT_LABELS = ["positive", "neutral", "negative"]
-
-
-def write_validated(root: Path, types: list[str], date: str, n: int) -> None:
-    """n valid samples per type in the llm_batches partition of `date`, validated."""
-    for data_type in types:
-        write_partition(root, data_type, date, [distinct_samples(data_type, n, tag=date)])
-        result = validate_partition(
-            partition_dir(root, data_type, date),
-            data_type=data_type,
-            date=date,
-            rules=ValidationRules(),
-        )
-        write_validation(Layout(root).validated_dir(data_type, date), result, {})
 
 
 def metrics(accuracy: float, macro_f1: float) -> dict:

@@ -32,7 +32,7 @@ from unwritten_pipeline.lib.scaleout.queues import CELERY_QUEUE_TAG, LLM_QUEUE, 
 from unwritten_pipeline.resources.llm import LLM_SERVER_TAG
 from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
+from unwritten_pipeline.testing.samples import SeedSamples
 
 DATES = ("2026-11-20", "2026-11-21")
 DATA_TYPES = ("sentiment", "personality_traits")
@@ -74,8 +74,8 @@ def test_celery_workers_run_generation_and_curation_with_a_limit_per_llm_server(
 ):
     require_services()
     with (
-        FakeLLMServer(SeedSampleFactory(), delay_s=LATENCY_S) as server_a,
-        FakeLLMServer(SeedSampleFactory(), delay_s=LATENCY_S) as server_b,
+        FakeLLMServer(SeedSamples(), delay_s=LATENCY_S) as server_a,
+        FakeLLMServer(SeedSamples(), delay_s=LATENCY_S) as server_b,
     ):
         for name in (BROKER_ENV, "UNWRITTEN_PG_HOST", "UNWRITTEN_LLM_URL"):
             monkeypatch.delenv(name, raising=False)
@@ -203,7 +203,7 @@ def test_up_with_a_dead_broker_starts_nothing(data_root, monkeypatch):
 @pytest.mark.slow
 def test_a_step_process_killed_mid_step_fails_the_run_and_a_rerun_resumes(data_root, monkeypatch):
     require_services()
-    with FakeLLMServer(SeedSampleFactory(), delay_s=1.0) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=1.0) as server:
         for name in (BROKER_ENV, "UNWRITTEN_PG_HOST", HOSTS_ENV):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("UNWRITTEN_DATA_ROOT", str(data_root))

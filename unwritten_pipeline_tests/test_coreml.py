@@ -20,7 +20,6 @@ from unwritten_pipeline.lib.export.coreml import (
 from unwritten_pipeline.lib.export.tflite import MultiTaskExport
 from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
-from unwritten_pipeline_tests.test_export import tiny_multitask  # noqa: F401  (fixture)
 
 CONFIG = PersonalityConfig(
     encoder_dim=16,
@@ -76,7 +75,7 @@ def test_updatable_head_spec(tmp_path, model):
         updatable_head(model, tmp_path / "bad.mlmodel", optimizer="rmsprop")
 
 
-def test_multitask_program_and_inspect(tmp_path, tiny_multitask, capsys):  # noqa: F811
+def test_multitask_program_and_inspect(tmp_path, tiny_multitask, capsys):
     encoder, heads = tiny_multitask
     # the traced wrapper builds the attention mask itself: same outputs as the PyTorch module
     from unwritten_pipeline.lib.export.coreml import _MultiTaskTuple

@@ -30,7 +30,7 @@ from unwritten_pipeline.resources.llm import LLM_SERVER_TAG, LLMResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline.run_launcher import process_alive
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
+from unwritten_pipeline.testing.samples import SeedSamples
 
 DATE = "2026-11-22"
 
@@ -90,7 +90,7 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 240.0) -> None
 
 def test_killed_generation_keeps_finished_batches_and_resumes(tmp_path):
     directory = partition_dir(tmp_path, "sentiment", DATE)
-    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=0.3) as server:
         process = _start(GENERATE, server.url, str(tmp_path))
         _kill_when(process, lambda: len(list(directory.glob("batch_*.json"))) >= 3)
         assert process.returncode == -signal.SIGKILL
@@ -205,7 +205,7 @@ def test_killed_run_is_marked_failed_by_the_daemons_run_monitoring(tmp_path, mon
     """The public way: the project's instance config and a real `dagster-daemon run`."""
     home, env = _monitored_home(tmp_path, monkeypatch)
     instance = dg.DagsterInstance.from_config(str(home))
-    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=0.3) as server:
         process = _start_monitored_generation(tmp_path, server, env)
         _kill_when(process, _first_batch_written(tmp_path))
     [run] = instance.get_runs()
@@ -240,7 +240,7 @@ def test_killed_run_is_marked_failed_by_the_daemons_run_monitoring(tmp_path, mon
 def test_the_health_check_tells_a_live_worker_from_a_dead_one(tmp_path, monkeypatch):
     home, env = _monitored_home(tmp_path, monkeypatch)
     instance = dg.DagsterInstance.from_config(str(home))
-    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=0.3) as server:
         process = _start_monitored_generation(tmp_path, server, env)
         ready, deadline = _first_batch_written(tmp_path), time.monotonic() + 240
         try:
@@ -311,7 +311,7 @@ def test_killing_the_cli_stops_the_step_subprocess_it_started(tmp_path):
         steps.update(_spawned_children(cli.pid))
         return bool(steps) and any(directory.glob("batch_*.json"))
 
-    with FakeLLMServer(SeedSampleFactory(), delay_s=0.5) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=0.5) as server:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(tmp_path / "home"),

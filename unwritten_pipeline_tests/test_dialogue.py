@@ -39,8 +39,7 @@ from unwritten_pipeline.lib.dialogue.train import DialogueTrainConfig
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.storage import ArtifactStore
-from unwritten_pipeline_tests.conftest import SEED_DIR
-from unwritten_pipeline_tests.release_fixtures import write_validated
+from unwritten_pipeline_tests.curation_fixtures import SEED_DIR, write_validated
 
 DIALOGUE_TYPES = list(sft.DIALOGUE_FIELDS)
 DATE = "2026-11-30"

@@ -7,7 +7,6 @@ import shutil
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.observe import observe  # not re-exported by dagster 1.13
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.evaluation.assets import model_evaluation
@@ -27,7 +26,8 @@ from unwritten_pipeline.lib.storage.files import sha256_file
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
-from unwritten_pipeline_tests.test_multitask import _splits
+from unwritten_pipeline_tests.curation_fixtures import write_validated_splits
+from unwritten_pipeline_tests.instance_helpers import observe_sources
 
 ASSETS = [
     training_splits,
@@ -65,14 +65,14 @@ def chain(tmp_path_factory):
     for name in ("personality-tokens.json", "probe_texts.json"):
         shutil.copy(PROJECT_ROOT / "data" / name, inputs / name)
     out = root / "out"
-    _splits(out, ["sentiment", "personality_traits"], n=12)
+    write_validated_splits(out, ["sentiment", "personality_traits"], n=12)
     resources = {
         "store": ArtifactStore(data_root=str(out), inputs_dir=str(inputs)),
         "embeddings": EmbeddingResource(backend="local"),
         "fusechat": FuseChatSourceResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
-    observe([personality_tokens, fusechat_source], instance=instance, resources=resources)
+    observe_sources([personality_tokens, fusechat_source], instance, resources)
     result = dg.materialize(
         ASSETS,
         selection=[training_splits, *ASSETS[3:]],

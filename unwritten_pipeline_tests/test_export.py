@@ -26,7 +26,7 @@ from unwritten_pipeline.lib.export.tflite import (
     convert_personality,
     quantize,
 )
-from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES, HEADS
+from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 
 SMALL = PersonalityConfig(
@@ -38,28 +38,6 @@ SMALL = PersonalityConfig(
     num_tokens=10,
     dropout=0.0,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_multitask():
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    encoder = BertModel(
-        BertConfig(
-            vocab_size=120,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        )
-    ).eval()
-    heads = {}
-    for head in HEADS:
-        heads[f"{head.name}.weight"] = torch.randn(head.size, 32) * 0.5
-        heads[f"{head.name}.bias"] = torch.zeros(head.size)
-    return encoder, heads
 
 
 def _inputs(n=6, length=16):

@@ -15,7 +15,7 @@ from unwritten_pipeline.lib.generation.schemas import sample_model
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
+from unwritten_pipeline.testing.samples import SeedSamples
 
 DATE = "2026-11-22"
 
@@ -93,9 +93,7 @@ def test_every_count_in_the_metadata_matches_what_the_server_saw(tmp_path, flavo
     faults += ["not_json_object", "nan", "length_valid", "length_truncated"]
     backend = "ollama" if flavor == "ollama" else "openai"
     openai_flavor = "vllm" if flavor == "ollama" else flavor
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (
-        server
-    ):
+    with FakeLLMServer(SeedSamples(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (server):
         url = server.url if backend == "ollama" else f"{server.url}/v1"
         llm = LLMResource(
             profile="production",

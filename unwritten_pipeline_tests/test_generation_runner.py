@@ -24,7 +24,7 @@ from unwritten_pipeline.lib.llm import LLMUnavailableError
 from unwritten_pipeline.lib.llm.http_backends import OllamaBackend, OpenAICompatBackend
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.testing.fake_llm_server import FakeLLMServer
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
+from unwritten_pipeline.testing.samples import SeedSamples
 
 DATE = "2026-11-22"
 FAST = RunOptions(max_retries=3, backoff_base_s=0.0)
@@ -169,7 +169,7 @@ def test_unreachable_server_fails_at_once_without_files(tmp_path, seed_dir):
 
 
 def test_parallel_requests_overlap(tmp_path, seed_dir):
-    with FakeLLMServer(SeedSampleFactory(), delay_s=0.3) as server:
+    with FakeLLMServer(SeedSamples(), delay_s=0.3) as server:
         options = RunOptions(parallel_requests=3, backoff_base_s=0.0)
         report = _generate(server, tmp_path, seed_dir, count=6, per_call=1, options=options)
     assert server.max_in_flight >= 2
@@ -208,9 +208,7 @@ def test_no_faulty_output_is_kept_and_every_count_matches(tmp_path, seed_dir, fl
         "not_json_object", "nan", "length_valid", "length_truncated",
     ]  # fmt: skip
     openai_flavor = "vllm" if flavor == "ollama" else flavor
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (
-        server
-    ):
+    with FakeLLMServer(SeedSamples(), openai_flavor=openai_flavor, timeout_sleep_s=1.0) as (server):
         if flavor == "ollama":
             backend = OllamaBackend(server.url, timeout_s=0.4)
         else:  # the form negotiated first, so that the faults hit generation calls

@@ -29,7 +29,7 @@ from unwritten_pipeline.testing.fake_llm_server import (
     OLLAMA_BAD_FORMAT,
     FakeLLMServer,
 )
-from unwritten_pipeline_tests.conftest import SeedSampleFactory
+from unwritten_pipeline.testing.samples import SeedSamples
 
 FAULT_ERRORS = [
     ("http500", TransientLLMError),
@@ -119,7 +119,7 @@ def test_unreachable_server_fails_the_check_naming_backend_and_url():
 def test_each_fault_maps_to_its_error_and_the_next_call_is_served(
     seed_dir, kind, flavor, fault, error
 ):
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor=flavor, timeout_sleep_s=1.0) as server:
+    with FakeLLMServer(SeedSamples(), openai_flavor=flavor, timeout_sleep_s=1.0) as server:
         backend = _backend(kind, server, timeout_s=0.4)
         backend.chat(_request(seed_dir))  # negotiates the structured-output form first
         server.faults.append(fault)
@@ -134,7 +134,7 @@ def test_each_fault_maps_to_its_error_and_the_next_call_is_served(
 
 @pytest.mark.parametrize(("kind", "flavor"), HTTP_BACKENDS)
 def test_a_length_cut_is_refused_even_when_the_json_is_valid(seed_dir, kind, flavor):
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor=flavor) as server:
+    with FakeLLMServer(SeedSamples(), openai_flavor=flavor) as server:
         backend = _backend(kind, server)
         backend.chat(_request(seed_dir))
         server.faults.append("length_valid")
@@ -163,7 +163,7 @@ def test_openai_uses_json_schema_where_the_server_takes_it(fake_server, seed_dir
 
 
 def test_llama_cpp_python_server_gets_json_object_once_negotiated(seed_dir):
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor="llama-cpp-python") as server:
+    with FakeLLMServer(SeedSamples(), openai_flavor="llama-cpp-python") as server:
         backend = OpenAICompatBackend(f"{server.url}/v1")
         request = _request(seed_dir)
         first = backend.chat(request)
@@ -179,7 +179,7 @@ def test_llama_cpp_python_server_gets_json_object_once_negotiated(seed_dir):
 
 
 def test_grammar_is_the_last_fallback(seed_dir):
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor="grammar-only") as server:
+    with FakeLLMServer(SeedSamples(), openai_flavor="grammar-only") as server:
         backend = OpenAICompatBackend(f"{server.url}/v1")
         result = backend.chat(_request(seed_dir))
 
@@ -190,7 +190,7 @@ def test_grammar_is_the_last_fallback(seed_dir):
 
 
 def test_a_5xx_that_refuses_the_request_is_not_transient(seed_dir):
-    with FakeLLMServer(SeedSampleFactory(), openai_flavor="llama-cpp-python") as server:
+    with FakeLLMServer(SeedSamples(), openai_flavor="llama-cpp-python") as server:
         backend = OpenAICompatBackend(f"{server.url}/v1", structured_output="json_schema")
         with pytest.raises(InvalidRequestError, match="HTTP 500.*Input should be"):
             backend.chat(_request(seed_dir))

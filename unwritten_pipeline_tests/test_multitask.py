@@ -10,14 +10,6 @@ import torch
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.multitask.assets import multitask_model
-from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.splits import build_splits, write_splits
-from unwritten_pipeline.lib.curation.validate import (
-    validate_partition,
-    validated_dir,
-    write_validation,
-)
-from unwritten_pipeline.lib.generation.batches import partition_dir
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
 from unwritten_pipeline.lib.multitask.artifacts import load_merged
 from unwritten_pipeline.lib.multitask.model import (
@@ -31,7 +23,10 @@ from unwritten_pipeline.lib.multitask.model import (
 from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES, Example, examples_from_rows
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig, train_multitask
 from unwritten_pipeline.resources.storage import ArtifactStore
-from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
+from unwritten_pipeline_tests.curation_fixtures import (
+    distinct_samples,
+    write_validated_splits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +154,6 @@ def test_training_lowers_the_loss_and_is_deterministic(encoder):
     assert runs[0].best_val_loss == min(h["val_loss"] for h in history)
 
 
-def _splits(root, types, n=16):
-    for data_type in types:
-        write_partition(root, data_type, "2026-11-21", [distinct_samples(data_type, n)])
-        result = validate_partition(
-            partition_dir(root, data_type, "2026-11-21"),
-            data_type=data_type,
-            date="2026-11-21",
-            rules=ValidationRules(),
-        )
-        write_validation(validated_dir(root, data_type, "2026-11-21"), result, {})
-    write_splits(root / "training_splits", build_splits(root), {"partitions": []})
-
-
 def _materialize(root, **config):
     return dg.materialize(
         [training_splits, multitask_model],
@@ -188,7 +170,7 @@ def _materialize(root, **config):
 @pytest.mark.slow
 def test_asset_trains_saves_merged_model_and_reports_baselines(tmp_path):
     types = [t for t in DATA_TYPES if t != "tension_building"]
-    _splits(tmp_path, types, n=40)
+    write_validated_splits(tmp_path, types, n=40)
     result = _materialize(tmp_path)
     assert result.success, result.failure_data_for_node("multitask_model")
     meta = result.asset_materializations_for_node("multitask_model")[0].metadata
@@ -249,7 +231,7 @@ def test_missing_splits_and_unloadable_encoder_fail_clearly(tmp_path, monkeypatc
         "materialize training_splits first"
         in result.failure_data_for_node("multitask_model").error.message
     )
-    _splits(tmp_path, ["sentiment"], n=8)
+    write_validated_splits(tmp_path, ["sentiment"], n=8)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = _materialize(tmp_path, encoder="google/gemma-2-2b")
     message = result.failure_data_for_node("multitask_model").error.message

@@ -11,7 +11,7 @@ import yaml
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
-from unwritten_pipeline_tests.test_multitask import _splits
+from unwritten_pipeline_tests.curation_fixtures import write_validated_splits
 
 
 def test_materialization_on_postgres_storage_reads_back(tmp_path, postgres, monkeypatch):
@@ -20,7 +20,7 @@ def test_materialization_on_postgres_storage_reads_back(tmp_path, postgres, monk
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.postgres.yaml", home / "dagster.yaml")
-    _splits(tmp_path, ["sentiment"], n=8)
+    write_validated_splits(tmp_path, ["sentiment"], n=8)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         result = dg.materialize(

@@ -30,8 +30,9 @@ from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
+from unwritten_pipeline_tests.curation_fixtures import write_validated
 from unwritten_pipeline_tests.instance_helpers import observe_sources
-from unwritten_pipeline_tests.release_fixtures import write_evaluation, write_validated
+from unwritten_pipeline_tests.release_fixtures import write_evaluation
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, sample_model
+from unwritten_pipeline.resources.storage import ArtifactStore
 
 
 def data_type_of(schema: dict[str, Any]) -> str:
@@ -19,8 +20,8 @@ def data_type_of(schema: dict[str, Any]) -> str:
 class SeedSamples:
     """Answers with seed examples of the requested type, each made unique by a counter."""
 
-    def __init__(self, seed_dir: Path) -> None:
-        self.seed_dir = seed_dir
+    def __init__(self, seed_dir: Path | None = None) -> None:
+        self.seed_dir = seed_dir or ArtifactStore().seed_examples_dir  # the project's own
         self.counter = itertools.count(1)
 
     def __call__(self, wanted: int, schema: dict[str, Any]) -> list[dict[str, Any]]:
