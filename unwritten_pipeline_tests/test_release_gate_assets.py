@@ -1,7 +1,7 @@
 """Each branch of the release gate through the real `model_release` asset: a pass that ships,
 refusals for golden quality, a missing evaluation and shadow drift, and approval with a reason.
 
-The models are trained once per module, small enough to meet the DOMAIN.md size "must": the
+The models are trained once per module, small enough to meet the docs/domain.md size "must": the
 multi-task model on a one-layer BERT (the packaged MiniLM tokenizer, hidden size 32) shipped as
 float, the PersonalityModel at INT4. Every release runs the full gate (≥ 300 texts)."""
 

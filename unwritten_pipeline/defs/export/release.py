@@ -103,7 +103,7 @@ def model_release(
     the updatable head, tokenizer_vocab.json, model_config.json, manifest.json (sha256 of every
     file, lineage copied from the records the models and exports wrote, gate results, golden-set
     scores). It ships (`releases/latest.json`) only when the gate passes — export parity on
-    ≥ 300 texts, the DOMAIN.md musts, golden quality, shadow comparison — or when a reviewer
+    ≥ 300 texts, the docs/domain.md musts, golden quality, shadow comparison — or when a reviewer
     approves it with a reason; otherwise it stays `promoted: false` with a REFUSED.md.
     """
     layout = store.layout

@@ -53,7 +53,7 @@ def benchmark_report(
 ):
     """Per shipped LiteRT model (as its export recorded it): size, sha256, latency
     (mean/median/p95/p99 at 1 and 2 threads after warm-up),
-    peak memory, float-vs-quantized accuracy on the test data, and the DOMAIN.md target table
+    peak memory, float-vs-quantized accuracy on the test data, and the docs/domain.md target table
     with pass/fail. Written as `reports/benchmark_report.json` and `.md`."""
     exports = store.layout.exports_dir
     records = {}
@@ -184,7 +184,7 @@ def _markdown(report: dict, rows: list[tuple]) -> str:
             ),
             "### Accuracy on the test data: float vs quantized",
             markdown_table(("metric", "float", "quantized"), acc_rows),
-            "### DOMAIN.md targets (multi-task model as shipped)",
+            "### docs/domain.md targets (multi-task model as shipped)",
             markdown_table(("metric", "measured", "target", "must", "result"), rows),
         ]
     )

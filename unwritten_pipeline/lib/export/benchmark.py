@@ -13,7 +13,7 @@ import numpy as np
 from unwritten_pipeline.lib.export.tflite import TFLiteRunner
 from unwritten_pipeline.lib.report import new_figure, png_bytes
 
-# DOMAIN.md targets for the model the app runs (the multi-task model): (target, must).
+# docs/domain.md targets for the model the app runs (the multi-task model): (target, must).
 TARGETS = {
     "size_mb": ("2-3", 5.0),
     "latency_ms": ("8-15", 20.0),
@@ -76,7 +76,7 @@ def peak_memory_mb(path: Path) -> float:
 
 
 def target_rows(measured: dict[str, float]) -> list[tuple]:
-    """(metric, measured, target, must, pass) for every DOMAIN.md target."""
+    """(metric, measured, target, must, pass) for every docs/domain.md target."""
     rows = []
     for metric, (target, must) in TARGETS.items():
         value = measured.get(metric)

@@ -8,7 +8,7 @@ writes them into the manifest and, when any fails, into the candidate's REFUSED.
   with PyTorch on ≥ `min_texts` texts (probes + test split): argmax agreement ≥ 99 %, regression
   MAE difference ≤ 0.01;
 - `device_targets`: the benchmark report measured the shipped files and each is under the
-  DOMAIN.md "must" size, latency and memory;
+  docs/domain.md "must" size, latency and memory;
 - `golden_quality`: golden-set scores ≥ the best baseline + margin, and no drop beyond a
   tolerance against the shipped release;
 - `shadow_comparison`: outputs on the probe texts differ from the shipped release's by less than
@@ -31,7 +31,8 @@ GOLDEN_QUALITY = "golden_quality"
 SHADOW_COMPARISON = "shadow_comparison"
 CHECK_NAMES = (EXPORT_PARITY, DEVICE_TARGETS, GOLDEN_QUALITY, SHADOW_COMPARISON)
 
-# The on-device "must" targets every shipped LiteRT model is held to (DOMAIN.md, owned by TARGETS).
+# The on-device "must" targets every shipped LiteRT model is held to (docs/domain.md, owned by
+# TARGETS).
 DEVICE_METRICS = ("size_mb", "latency_ms", "memory_mb")
 
 

@@ -1,6 +1,6 @@
 """Per-type generation settings and the two deployment profiles.
 
-`production` is the DOMAIN.md table (Ollama, Qwen3, the daily targets);
+`production` is the docs/domain.md table (Ollama, Qwen3, the daily targets);
 `demo` runs anywhere on the embedded model with a few samples per type. An
 engineer overrides any field per deployment with a JSON file
 (UNWRITTEN_GENERATION_CONFIG) and per run with the asset's run config.
@@ -52,7 +52,7 @@ class Profile:
         }
 
 
-# DOMAIN.md: model, temperature, samples per call, daily target, min quality.
+# docs/domain.md: model, temperature, samples per call, daily target, min quality.
 _PRODUCTION_TABLE: dict[str, tuple[str, float, int, int, float | None]] = {
     "emotional_authenticity": ("qwen3:30b-a3b", 0.82, 10, 2000, 0.7),
     "dramatic_irony": ("qwen3:30b-a3b", 0.85, 8, 1500, 0.5),
