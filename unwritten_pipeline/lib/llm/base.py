@@ -84,6 +84,46 @@ class ChatResult:
         )
 
 
+def completion_result(
+    answer: Any,
+    request: ChatRequest,
+    *,
+    backend: str,
+    endpoint: str,
+    duration_s: float,
+    structured_output: str,
+) -> ChatResult:
+    """A ChatResult from an OpenAI-shaped chat completion (llama-cpp-python answers in that
+    shape in-process too): a length cut raises TruncatedOutputError, the content must be a
+    strict JSON object."""
+    try:
+        choice = answer["choices"][0]
+        content = choice["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise InvalidOutputError(
+            f"{backend} chat completion from {endpoint} has no choices[0].message.content",
+            raw=json.dumps(answer, default=str)[:4096],
+        ) from None
+    if choice.get("finish_reason") == "length":
+        raise TruncatedOutputError(
+            f"{backend} output cut at max_tokens={request.max_tokens} (finish_reason=length)",
+            raw=content,
+            max_tokens=request.max_tokens,
+        )
+    usage = answer.get("usage") or {}
+    return ChatResult(
+        backend=backend,
+        model=request.model,
+        endpoint=endpoint,
+        content=content,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        duration_s=duration_s,
+        data=parse_json_object(content, backend=backend),
+        structured_output=structured_output,
+    )
+
+
 class LLMBackend(Protocol):
     name: str
 

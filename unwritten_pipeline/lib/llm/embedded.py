@@ -16,8 +16,7 @@ from unwritten_pipeline.lib.llm.base import (
     InvalidRequestError,
     LLMUnavailableError,
     ModelNotAvailableError,
-    TruncatedOutputError,
-    parse_json_object,
+    completion_result,
 )
 
 
@@ -176,24 +175,12 @@ class EmbeddedBackend:
                     f"embedded llama.cpp rejected the request: {exc}"
                 ) from None
             duration = time.perf_counter() - started
-        choice = answer["choices"][0]
-        content = choice["message"]["content"] or ""
-        if choice.get("finish_reason") == "length":
-            raise TruncatedOutputError(
-                f"embedded output cut at max_tokens={request.max_tokens} (finish_reason=length)",
-                raw=content,
-                max_tokens=request.max_tokens,
-            )
-        usage = answer.get("usage") or {}
-        return ChatResult(
+        return completion_result(
+            answer,
+            request,
             backend=self.name,
-            model=request.model,
             endpoint=self.endpoint,
-            content=content,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
             duration_s=duration,
-            data=parse_json_object(content, backend=self.name),
             structured_output=self.structured_output,
         )
 

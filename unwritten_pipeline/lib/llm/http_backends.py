@@ -35,6 +35,7 @@ from unwritten_pipeline.lib.llm.base import (
     ModelNotAvailableError,
     TransientLLMError,
     TruncatedOutputError,
+    completion_result,
     parse_json_object,
     redact_url,
 )
@@ -275,32 +276,12 @@ class OpenAICompatBackend(_HTTPBackend):
         form = self._negotiate(request)
         started = time.perf_counter()
         response = self._post_completion(_payload(request, form), request.model)
-        body = self._json(response, "/chat/completions")
-        try:
-            choice = body["choices"][0]
-            content = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise InvalidOutputError(
-                f"openai /chat/completions on {self.endpoint}: answer has no "
-                "choices[0].message.content",
-                raw=response.text,
-            ) from None
-        if choice.get("finish_reason") == "length":
-            raise TruncatedOutputError(
-                f"openai output cut at max_tokens={request.max_tokens} (finish_reason=length)",
-                raw=content,
-                max_tokens=request.max_tokens,
-            )
-        usage = body.get("usage") or {}
-        return ChatResult(
+        return completion_result(
+            self._json(response, "/chat/completions"),
+            request,
             backend=self.name,
-            model=request.model,
             endpoint=self.endpoint,
-            content=content,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
             duration_s=time.perf_counter() - started,
-            data=parse_json_object(content, backend=self.name),
             structured_output=form,
         )
 
