@@ -177,6 +177,18 @@ def _timed(run: EvaluationRun, name: str, log, score: Callable[[], dict]) -> dic
     return result
 
 
+def _candidates(run: EvaluationRun, log, kind: str, weights: Path, exports: Path, score) -> dict:
+    """The float model and every up-to-date exported recipe of one model kind, scored;
+    `score(source)` scores the float model for source None, else the .tflite file."""
+    models = {float_name(kind): _timed(run, float_name(kind), log, lambda: score(None))}
+    recipes, stale = exported_recipes(exports, kind, weights)
+    run.stale_exports += stale
+    for recipe, path in recipes.items():
+        name = export_name(kind, recipe)
+        models[name] = _timed(run, name, log, lambda path=path: score(path))
+    return models
+
+
 def _multitask_candidates(
     inputs: EvaluationInputs,
     sentiment: SentimentGolden,
@@ -187,35 +199,17 @@ def _multitask_candidates(
     log,
 ) -> dict:
     module, tokenizer, _ = multitask_module(inputs.multitask_dir)
-    models = {
-        float_name(MULTITASK): _timed(
-            run,
-            float_name(MULTITASK),
-            log,
-            lambda: score_multitask(
-                lambda texts: multitask_float_outputs(module, tokenizer, texts, max_length),
-                sentiment,
-                items,
-                test,
-            ),
-        )
-    }
+
+    def score(path: Path | None) -> dict:
+        def outputs(texts):
+            if path is None:
+                return multitask_float_outputs(module, tokenizer, texts, max_length)
+            return multitask_tflite_outputs(path, tokenizer, texts, max_length)
+
+        return score_multitask(outputs, sentiment, items, test)
+
     weights = inputs.multitask_dir / "merged" / "model.safetensors"
-    recipes, stale = exported_recipes(inputs.multitask_exports, MULTITASK, weights)
-    run.stale_exports += stale
-    for recipe, path in recipes.items():
-        models[export_name(MULTITASK, recipe)] = _timed(
-            run,
-            export_name(MULTITASK, recipe),
-            log,
-            lambda path=path: score_multitask(
-                lambda texts: multitask_tflite_outputs(path, tokenizer, texts, max_length),
-                sentiment,
-                items,
-                test,
-            ),
-        )
-    return models
+    return _candidates(run, log, MULTITASK, weights, inputs.multitask_exports, score)
 
 
 def _personality_candidates(
@@ -235,28 +229,16 @@ def _personality_candidates(
         else np.zeros((0, item_embeddings.shape[1]), dtype=np.float32)
     )
 
-    def score(logits):
+    def score(path: Path | None) -> dict:
+        def logits(x):
+            if path is None:
+                return personality_float_logits(model, x)
+            return personality_tflite_logits(path, x)
+
         return score_personality(logits, item_embeddings, test_embeddings, poles, items, test)
 
-    models = {
-        float_name(PERSONALITY): _timed(
-            run,
-            float_name(PERSONALITY),
-            log,
-            lambda: score(lambda x: personality_float_logits(model, x)),
-        )
-    }
     weights = inputs.personality_dir / "model.safetensors"
-    recipes, stale = exported_recipes(inputs.personality_exports, PERSONALITY, weights)
-    run.stale_exports += stale
-    for recipe, path in recipes.items():
-        models[export_name(PERSONALITY, recipe)] = _timed(
-            run,
-            export_name(PERSONALITY, recipe),
-            log,
-            lambda path=path: score(lambda x: personality_tflite_logits(path, x)),
-        )
-    return models
+    return _candidates(run, log, PERSONALITY, weights, inputs.personality_exports, score)
 
 
 def _check_tokens(inputs: EvaluationInputs, config: dict) -> None:
