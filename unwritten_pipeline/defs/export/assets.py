@@ -1,5 +1,7 @@
 """LiteRT exports of both models, each with its blocking parity check and its release record."""
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 from pydantic import Field
@@ -71,12 +73,10 @@ def personality_tflite(
 
     The blocking `parity` check compares it with PyTorch on validation embeddings from the cache.
     """
+    recipes = _recipes(config)
     try:
-        recipes = [check_recipe(config.recipe)] + [
-            check_recipe(r) for r in config.compare_recipes if r != config.recipe
-        ]
         cache = load_cache(store.soft_label_root)
-    except (RecipeError, SourceError) as exc:
+    except SourceError as exc:
         raise dg.Failure(description=str(exc)) from exc
     out_dir = store.layout.export_dir("personality")
     paths = export_personality(store.layout.model_dir(PERSONALITY_MODEL), out_dir, recipes)
@@ -108,29 +108,13 @@ def personality_tflite(
             "model_config": read_json(out_dir / "model_config.json"),
         },
     )
-    return dg.MaterializeResult(
-        metadata={
-            "recipe": config.recipe,
-            "recipes": dg.MetadataValue.md(
-                markdown_table(("recipe", "MB", "min cosine", "top-5 agreement"), rows)
-            ),
-            "path": dg.MetadataValue.path(str(paths[config.recipe])),
-            "bytes": paths[config.recipe].stat().st_size,
-            "sha256": sha256_file(paths[config.recipe]),
-        },
-        data_version=dg.DataVersion(sha256_file(paths[config.recipe])[:24]),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=PARITY,
-                passed=passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata=_numbers(shipped)
-                | {
-                    "min_cosine": config.min_cosine,
-                    "max_mae_difference": config.max_mae_difference,
-                },
-            )
-        ],
+    return _export_result(
+        config.recipe,
+        paths[config.recipe],
+        markdown_table(("recipe", "MB", "min cosine", "top-5 agreement"), rows),
+        passed,
+        _numbers(shipped)
+        | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference},
     )
 
 
@@ -160,12 +144,7 @@ def multitask_tflite(
     Every compared recipe's size and parity is reported; the configured one is shipped
     (default: INT4 embedding + INT8 dense). Beside it: tokenizer_vocab.json, model_config.json.
     """
-    try:
-        recipes = [check_recipe(config.recipe)] + [
-            check_recipe(r) for r in config.compare_recipes if r != config.recipe
-        ]
-    except RecipeError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+    recipes = _recipes(config)
     out_dir = store.layout.export_dir("multitask")
     paths = export_multitask(
         store.layout.model_dir(MULTITASK_MODEL), out_dir, recipes, config.max_length
@@ -203,31 +182,49 @@ def multitask_tflite(
             "model_config": read_json(out_dir / "model_config.json"),
         },
     )
+    header = ("recipe", "MB", "min cosine", "sentiment agreement", "personality MAE diff")
+    return _export_result(
+        config.recipe,
+        paths[config.recipe],
+        markdown_table(header, rows),
+        passed,
+        {
+            key: shipped[key]
+            for key in ("cosine_min", "sentiment_agreement", "personality_mae_diff", "n")
+        },
+    )
+
+
+def _recipes(config: "PersonalityExportConfig | MultiTaskExportConfig") -> list[str]:
+    """The shipped recipe first, then the compared ones; an unknown name fails the run."""
+    try:
+        return [check_recipe(config.recipe)] + [
+            check_recipe(r) for r in config.compare_recipes if r != config.recipe
+        ]
+    except RecipeError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+
+
+def _export_result(
+    recipe: str, shipped: Path, recipes_table: str, passed: bool, parity: dict
+) -> dg.MaterializeResult:
+    """The shipped file's metadata and data version, with the blocking parity check."""
+    sha256 = sha256_file(shipped)
     return dg.MaterializeResult(
         metadata={
-            "recipe": config.recipe,
-            "recipes": dg.MetadataValue.md(
-                markdown_table(
-                    ("recipe", "MB", "min cosine", "sentiment agreement", "personality MAE diff"),
-                    rows,
-                )
-            ),
-            "path": dg.MetadataValue.path(str(paths[config.recipe])),
-            "bytes": paths[config.recipe].stat().st_size,
-            "sha256": sha256_file(paths[config.recipe]),
+            "recipe": recipe,
+            "recipes": dg.MetadataValue.md(recipes_table),
+            "path": dg.MetadataValue.path(str(shipped)),
+            "bytes": shipped.stat().st_size,
+            "sha256": sha256,
         },
-        data_version=dg.DataVersion(sha256_file(paths[config.recipe])[:24]),
+        data_version=dg.DataVersion(sha256[:24]),
         check_results=[
             dg.AssetCheckResult(
                 check_name=PARITY,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "cosine_min": shipped["cosine_min"],
-                    "sentiment_agreement": shipped["sentiment_agreement"],
-                    "personality_mae_diff": shipped["personality_mae_diff"],
-                    "n": shipped["n"],
-                },
+                metadata=parity,
             )
         ],
     )
