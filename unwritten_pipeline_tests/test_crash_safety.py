@@ -16,7 +16,6 @@ import dagster as dg
 import numpy as np
 import pytest
 import yaml
-from dagster._core.launcher import WorkerStatus
 
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import partition_key
@@ -253,8 +252,8 @@ def test_the_health_check_tells_a_live_worker_from_a_dead_one(tmp_path, monkeypa
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     dead = instance.run_launcher.check_run_worker_health(run)
-    assert alive.status == WorkerStatus.RUNNING, alive.msg
-    assert dead.status == WorkerStatus.FAILED and f"pid {process.pid}" in dead.msg
+    assert alive.status.name == "RUNNING", alive.msg
+    assert dead.status.name == "FAILED" and f"pid {process.pid}" in dead.msg
 
 
 ORPHAN = """
