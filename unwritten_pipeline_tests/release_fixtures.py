@@ -5,10 +5,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
+from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
+from unwritten_pipeline.defs.export.report import benchmark_report
+from unwritten_pipeline.defs.multitask.assets import multitask_model
+from unwritten_pipeline.defs.personality.assets import (
+    fusechat_soft_labels,
+    fusechat_source,
+    personality_model,
+    personality_tokens,
+)
 from unwritten_pipeline.lib.evaluation import results
 from unwritten_pipeline.lib.evaluation.run import EVALUATION_FILE
 from unwritten_pipeline.lib.multitask.tasks import OCEAN
 from unwritten_pipeline.lib.storage.layout import Layout
+
+# The assets from the splits to the exports, for materializing a small chain in one call.
+MODEL_CHAIN = [
+    training_splits,
+    personality_tokens,
+    fusechat_source,
+    fusechat_soft_labels,
+    personality_model,
+    multitask_model,
+    personality_tflite,
+    multitask_tflite,
+]
+EXPORT_CHAIN = [*MODEL_CHAIN, personality_coreml, multitask_coreml, benchmark_report]
 
 SENTIMENT_LABELS = ["positive", "neutral", "negative"]
 

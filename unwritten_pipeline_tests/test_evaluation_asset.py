@@ -10,12 +10,8 @@ import pytest
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.evaluation.assets import model_evaluation
-from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
-from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import (
-    fusechat_soft_labels,
     fusechat_source,
-    personality_model,
     personality_tokens,
 )
 from unwritten_pipeline.lib.evaluation.baselines import vader_labels
@@ -28,18 +24,9 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import write_validated_splits
 from unwritten_pipeline_tests.instance_helpers import observe_sources
+from unwritten_pipeline_tests.release_fixtures import MODEL_CHAIN
 
-ASSETS = [
-    training_splits,
-    personality_tokens,
-    fusechat_source,
-    fusechat_soft_labels,
-    personality_model,
-    multitask_model,
-    personality_tflite,
-    multitask_tflite,
-    model_evaluation,
-]
+ASSETS = [*MODEL_CHAIN, model_evaluation]
 GOLDEN_LIMIT = 60
 RUN_CONFIG = {
     "ops": {

@@ -14,15 +14,9 @@ import dagster as dg
 import pytest
 
 from unwritten_pipeline.defs.curation.assets import training_splits
-from unwritten_pipeline.defs.export.assets import multitask_tflite, personality_tflite
-from unwritten_pipeline.defs.export.coreml import multitask_coreml, personality_coreml
 from unwritten_pipeline.defs.export.release import model_release
-from unwritten_pipeline.defs.export.report import benchmark_report
-from unwritten_pipeline.defs.multitask.assets import multitask_model
 from unwritten_pipeline.defs.personality.assets import (
-    fusechat_soft_labels,
     fusechat_source,
-    personality_model,
     personality_tokens,
 )
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, packaged_encoder_dir
@@ -32,23 +26,11 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import write_validated
 from unwritten_pipeline_tests.instance_helpers import observe_sources
-from unwritten_pipeline_tests.release_fixtures import write_evaluation
+from unwritten_pipeline_tests.release_fixtures import EXPORT_CHAIN, write_evaluation
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = [
-    training_splits,
-    personality_tokens,
-    fusechat_source,
-    fusechat_soft_labels,
-    personality_model,
-    multitask_model,
-    personality_tflite,
-    multitask_tflite,
-    personality_coreml,
-    multitask_coreml,
-    benchmark_report,
-]
+UPSTREAM = EXPORT_CHAIN
 FLOAT_MULTITASK = "multitask_tflite/float"
 
 
