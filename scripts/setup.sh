@@ -41,7 +41,7 @@ SDIST="$SDIST_DIR/llama_cpp_python-0.3.36.tar.gz"
 if [ ! -f "$SDIST_DIR/llama.cpp/convert_hf_to_gguf.py" ]; then
     echo "== keeping the llama-cpp-python 0.3.36 sdist for llama.cpp's GGUF converter"
     mkdir -p "$SDIST_DIR"
-    [ -f "$SDIST" ] || $PIP download --quiet --no-binary :all: --no-deps \
+    [ -f "$SDIST" ] || $PIP download --quiet --no-binary llama-cpp-python --no-deps \
         "llama-cpp-python==0.3.36" -d "$SDIST_DIR"
     tar -xzf "$SDIST" -C "$SDIST_DIR" --strip-components=2 \
         llama_cpp_python-0.3.36/vendor/llama.cpp/convert_hf_to_gguf.py \
