@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unwritten_pipeline.lib.multitask.tasks import OCEAN
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
 
 # The sample field holding the character's line, per narrative data type.
@@ -31,7 +32,6 @@ SYSTEM_PREAMBLE = (
     "You are a character in the narrative game Unwritten. Stay in character and answer with "
     "your character's next line (speech and action), shaped by the context below."
 )
-OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 
 
 class SftDatasetError(ValueError):
