@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
+import dagster as dg
 import pytest
 import yaml
-from dagster._config import validate_config
 
 from unwritten_pipeline.defs.scaleout.hosts import host_limits, server_routes
 from unwritten_pipeline.lib.scaleout.hosts import HOSTS_ENV
@@ -55,6 +55,14 @@ def instance_run_launcher(values: dict) -> dict:
     return config
 
 
+CHART_ENV = (
+    "DAGSTER_HOME",
+    "DAGSTER_K8S_INSTANCE_CONFIG_MAP",
+    "DAGSTER_K8S_PG_PASSWORD_SECRET",
+    "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP",
+)
+
+
 def instance_run_queue(values: dict) -> dict:
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     return {_snake(k): v for k, v in queued.items()}
@@ -64,24 +72,44 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def test_run_launcher_values_pass_the_k8s_run_launcher_schema():
+def schema_errors(config_schema, config: dict) -> list[str]:
+    """Dagster's own validation of `config` against `config_schema`, through the public API:
+    the schema becomes an op's config schema and the run config is validated for its job."""
+
+    @dg.op(name="checked", config_schema=config_schema)
+    def checked():
+        pass
+
+    @dg.job(name="schema_check")
+    def schema_check():
+        checked()
+
+    try:
+        dg.validate_run_config(schema_check, {"ops": {"checked": {"config": config}}})
+    except dg.DagsterInvalidConfigError as error:
+        return [e.message for e in error.errors]
+    return []
+
+
+def test_run_launcher_values_pass_the_k8s_run_launcher_schema(monkeypatch):
     from dagster_k8s import K8sRunLauncher
+
+    # the chart sets these on the daemon; validation resolves the {"env": ...} fields
+    for name in CHART_ENV:
+        monkeypatch.setenv(name, f"chart-{name.lower()}")
 
     assert VALUES["runLauncher"]["type"] == "K8sRunLauncher"
     rendered = instance_run_launcher(VALUES)
-    result = validate_config(K8sRunLauncher.config_type(), rendered)
-    assert result.success, [e.message for e in result.errors]
+    assert schema_errors(K8sRunLauncher.config_type(), rendered) == []
     assert rendered["run_k8s_config"]["container_config"]["resources"]["requests"]["cpu"]
     # the schema does catch mistakes: a misspelt field is refused
     broken = dict(rendered, image_pull_polcy="Always")
-    assert not validate_config(K8sRunLauncher.config_type(), broken).success
+    assert any("image_pull_polcy" in e for e in schema_errors(K8sRunLauncher.config_type(), broken))
 
 
 def test_run_queue_values_pass_the_queued_run_coordinator_schema():
-    from dagster._core.run_coordinator import QueuedRunCoordinator
-
-    result = validate_config(QueuedRunCoordinator.config_type(), instance_run_queue(VALUES))
-    assert result.success, [e.message for e in result.errors]
+    config_type = dg.QueuedRunCoordinator.config_type()
+    assert schema_errors(config_type, instance_run_queue(VALUES)) == []
 
 
 def test_run_queue_limits_match_the_llm_hosts_of_the_code_location(monkeypatch):
@@ -98,8 +126,7 @@ def test_step_executor_config_passes_the_k8s_job_executor_schema(monkeypatch):
     from dagster_k8s import k8s_job_executor
 
     config = yaml.safe_load((K8S_DIR / "executor.yaml").read_text())
-    result = validate_config(k8s_job_executor.config_schema.config_type, config)
-    assert result.success, [e.message for e in result.errors]
+    assert schema_errors(k8s_job_executor.config_schema.config_type, config) == []
     assert set(config["per_step_k8s_config"]) == {"llm_batches"}  # a step key of the job
 
     from unwritten_pipeline.definitions import build_defs
