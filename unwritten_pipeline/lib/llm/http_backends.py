@@ -253,11 +253,7 @@ class OpenAICompatBackend(_HTTPBackend):
 
     def check(self, models: list[str]) -> None:
         response = self._request("GET", "/models", during_check=True)
-        if response.status_code in (401, 403):
-            raise LLMUnavailableError(
-                f"openai server at {self.endpoint} refused the API key "
-                f"(HTTP {response.status_code}); set UNWRITTEN_LLM_API_KEY"
-            )
+        self._raise_for_refused_key(response, hint="; set UNWRITTEN_LLM_API_KEY")
         if response.status_code != 200:
             raise LLMUnavailableError(
                 f"openai /models on {self.endpoint} answered HTTP {response.status_code}"
@@ -311,17 +307,20 @@ class OpenAICompatBackend(_HTTPBackend):
         response = self._request("POST", "/chat/completions", json=payload)
         if response.status_code == 404:
             raise ModelNotAvailableError(f"model {model} is not served by {self.endpoint}")
-        if response.status_code in (401, 403):
-            raise LLMUnavailableError(
-                f"openai server at {self.endpoint} refused the API key "
-                f"(HTTP {response.status_code})"
-            )
+        self._raise_for_refused_key(response)
         if response.status_code != 200:
             raise InvalidRequestError(
                 f"openai /chat/completions on {self.endpoint} answered HTTP "
                 f"{response.status_code}: {response.text[:200]}"
             )
         return response
+
+    def _raise_for_refused_key(self, response: httpx.Response, hint: str = "") -> None:
+        if response.status_code in (401, 403):
+            raise LLMUnavailableError(
+                f"openai server at {self.endpoint} refused the API key "
+                f"(HTTP {response.status_code}){hint}"
+            )
 
 
 def _payload(request: ChatRequest, form: str) -> dict[str, Any]:
