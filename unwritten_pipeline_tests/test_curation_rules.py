@@ -7,7 +7,13 @@ import copy
 
 import pytest
 
-from unwritten_pipeline.lib.curation.rules import ValidationRules, check_sample, effective_capacity
+from unwritten_pipeline.lib.curation.rules import (
+    JUDGE_FINDINGS,
+    ValidationRules,
+    check_sample,
+    effective_capacity,
+    judge_requirements,
+)
 from unwritten_pipeline.lib.generation.profiles import production_profile
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
@@ -100,59 +106,97 @@ def test_quality_threshold_per_type_and_configurable(seed_dir):
     )
 
 
-def _capacity_sample(seed_dir, base, impacts, stated, needed, constraint):
+def _capacity_sample(seed_dir, base, impacts, stated, needed, provided, constraint=None):
     sample = seed(seed_dir, "emotional_authenticity")
     sample.update(
         base_capacity=base,
         capacity_factors=[{"factor": f"factor {i}", "impact": v} for i, v in enumerate(impacts)],
         effective_capacity=stated,
         support_level_needed=needed,
-        demonstrates_constraint=constraint,
+        support_level_provided=provided,
     )
+    if constraint is not None:
+        sample["demonstrates_constraint"] = constraint
     return sample
 
 
 def test_effective_capacity_is_base_plus_impacts_clipped(seed_dir):
     assert effective_capacity(9.0, [3.0]) == 10.0 and effective_capacity(1.0, [-2.5]) == 0.0
-    ok = "She is steady enough to stay with him through this."
-    assert (
-        codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.5, 5.0, ok))
-        == []
-    )
-    assert (
-        codes("emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok))
-        == []
-    )
-    assert codes(
-        "emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 5.5, 5.0, ok)
-    ) == ["capacity.effective_mismatch"]
-    assert (
-        codes("emotional_authenticity", _capacity_sample(seed_dir, 9.0, [3.0], 10.0, 9.0, ok)) == []
-    )
-    tight = ValidationRules(min_quality=RULES.min_quality, capacity_tolerance=0.1)
-    assert codes(
-        "emotional_authenticity", _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, ok), tight
-    ) == ["capacity.effective_mismatch"]
+    ea = "emotional_authenticity"
+    assert codes(ea, _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.5, 5.0, 5.0)) == []
+    assert codes(ea, _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.55, 5.0, 5.0)) == []
+    assert codes(ea, _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.6, 5.0, 5.0)) == [
+        "capacity.effective_mismatch"
+    ]
+    assert codes(ea, _capacity_sample(seed_dir, 9.0, [3.0], 10.0, 9.0, 9.0)) == []
+    lenient = ValidationRules(min_quality=RULES.min_quality, capacity_tolerance=0.25)
+    assert codes(ea, _capacity_sample(seed_dir, 5.0, [-1.0, 0.5], 4.7, 5.0, 5.0), lenient) == []
 
 
 @pytest.mark.parametrize(
-    ("constraint", "violates"),
+    ("effective", "provided", "expected"),
     [
-        ("At 2.0 she can offer at most 4; she names her limit and steps back.", False),
-        ("She is exhausted and has nothing left tonight, so she only listens for a minute.", False),
-        ("She gives him her full support without any limits.", True),
-        ("She listens warmly and makes him tea.", True),
-        (" " * 10, True),  # blank reasoning (long enough for the schema)
-        ("She cannot give full support, so she offers a smaller kindness.", False),
+        (2.0, 4.0, []),  # exactly X + 2
+        (2.0, 4.1, ["capacity.x_plus_2"]),
+        (3.1, 5.1, []),  # 3.1 + 2 in floats is 5.1000000000000005
+        (8.0, 10.0, []),
+        (1.0, 1.0, []),  # crisis, token support
+        (1.0, 1.5, ["capacity.crisis_support"]),
+        (0.0, 3.0, ["capacity.x_plus_2", "capacity.crisis_support"]),
+        (1.5, 3.0, []),  # just above crisis: X+2 applies, not the crisis bound
     ],
 )
-def test_x_plus_2_rule(seed_dir, constraint, violates):
-    over = _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 6.5, constraint)
-    assert codes("emotional_authenticity", over) == (["capacity.x_plus_2"] if violates else [])
-    within = _capacity_sample(
-        seed_dir, 3.0, [-1.0], 2.0, 4.0, "She listens warmly and makes him tea."
+def test_x_plus_2_and_crisis_are_arithmetic(seed_dir, effective, provided, expected):
+    sample = _capacity_sample(seed_dir, effective, [0.0], effective, 9.0, provided)
+    assert codes("emotional_authenticity", sample) == expected
+
+
+def test_the_constraint_text_decides_nothing(seed_dir):
+    """Free text is the judge's to read: a reasoning that claims full support does not reject a
+    sample whose numbers obey the rules, and one that names a limit does not save one that
+    does not."""
+    claims_full = "She gives him her full support without any limits."
+    assert (
+        codes(
+            "emotional_authenticity",
+            _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 6.5, 4.0, claims_full),
+        )
+        == []
     )
-    assert codes("emotional_authenticity", within) == []
+    names_limit = "At 2.0 she can offer at most 4; she names her limit and steps back."
+    assert codes(
+        "emotional_authenticity",
+        _capacity_sample(seed_dir, 3.0, [-1.0], 2.0, 6.5, 6.5, names_limit),
+    ) == ["capacity.x_plus_2"]
+
+
+@pytest.mark.parametrize(
+    ("base", "impacts", "needed", "findings"),
+    [
+        (5.0, [0.0], 6.0, ()),
+        (5.0, [0.0], 7.0, ()),  # exactly X + 2: within reach
+        (5.0, [0.0], 7.5, ("authentic_limitation",)),
+        (3.0, [-2.0], 3.0, ("declines_support",)),
+        (3.0, [-2.5], 6.0, ("declines_support", "authentic_limitation")),
+        (0.5, [-3.0], 2.0, ("declines_support",)),  # clipped to 0
+    ],
+)
+def test_judge_requirements_for_emotional_authenticity(seed_dir, base, impacts, needed, findings):
+    stated = effective_capacity(base, impacts)
+    sample = _capacity_sample(seed_dir, base, impacts, stated, needed, min(stated, 1.0))
+    assert judge_requirements("emotional_authenticity", sample) == findings
+    assert set(findings) <= set(JUDGE_FINDINGS)
+
+
+def test_judge_requirements_other_types(seed_dir):
+    for response in ("tone_deaf", "misguided", "growth"):
+        sample = {**seed(seed_dir, "dramatic_irony"), "response_type": response}
+        assert judge_requirements("dramatic_irony", sample) == (f"{response}_response",)
+    for data_type in ("sentiment", "tension_building", "memory_resonance"):
+        assert judge_requirements(data_type, seed(seed_dir, data_type)) == ()
+    # a sample without the numbers is a schema reject: it needs no judge
+    assert judge_requirements("emotional_authenticity", {"base_capacity": "low"}) == ()
+    assert judge_requirements("dramatic_irony", {}) == ()
 
 
 def _irony(seed_dir, capacity, response, impact, gap=0.8):

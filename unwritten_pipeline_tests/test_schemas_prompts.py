@@ -30,6 +30,7 @@ REQUIRED = {
         "effective_capacity",
         "situation",
         "support_level_needed",
+        "support_level_provided",
         "character_response",
         "authenticity_score",
         "demonstrates_constraint",

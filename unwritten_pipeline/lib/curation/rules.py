@@ -6,7 +6,6 @@ Reason codes are machine-readable and stable: `<family>.<rule>`. The family
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ class ValidationRules:
     """Thresholds and tolerances; every one is configurable per run."""
 
     min_quality: dict[str, float | None] = field(default_factory=dict)
-    capacity_tolerance: float = 0.25
+    capacity_tolerance: float = 0.05
     band_tolerance: float = 0.01
     min_words: dict[str, dict[str, int]] = field(
         default_factory=lambda: {
@@ -105,34 +104,19 @@ def effective_capacity(base: float, impacts: list[float]) -> float:
     return min(10.0, max(0.0, base + sum(impacts)))
 
 
-# "Shows an authentic limitation": the reasoning names a limit; "claims full
-# support": it says the character gives everything anyway. Deliberately simple
-# patterns over the sample's own reasoning field, documented in the README.
-_LIMITATION = re.compile(
-    r"\b(can ?not|can'?t|couldn'?t|unable|not "
-    r"able|limit\w*|only|exhaust\w*|drain\w*|depleted|boundar\w*|"
-    r"ceiling|beyond|x\s*\+\s*2|nothing left|not enough|too (tired|much|little)|hold\w* "
-    r"back|steps? back|"
-    r"withdraw\w*|later|instead)\b",
-    re.IGNORECASE,
-)
-_FULL_SUPPORT = re.compile(
-    r"\b(full(y)? support\w*|complete(ly)? support\w*|gives? (him|her|them)? ?(everything|full)|"
-    r"no (limitation|limit)s?|without (any )?limit\w*|undivided)\b",
-    re.IGNORECASE,
-)
-_NEGATED_FULL_SUPPORT = re.compile(
-    r"\b(not|n't|cannot|can't|unable to)\b[^.]{0,30}\bfull", re.IGNORECASE
-)
+CRISIS_CAPACITY = 1.0  # at or below: crisis, the character cannot support anyone
+X_PLUS_2_MARGIN = 2.0  # a character at capacity X gives at most X + 2 of support
+_EPSILON = 1e-9  # float noise: 3.1 + 2 must not exceed 5.1
 
 
 def check_capacity(sample: dict[str, Any], rules: ValidationRules) -> list[Violation]:
-    """emotional_authenticity: effective capacity arithmetic and the X+2 rule."""
+    """emotional_authenticity: effective capacity, X+2 and the crisis rule, as arithmetic over
+    the sample's numbers (what the response text shows is the judge's part, judge_requirements)."""
     out = []
     impacts = [f["impact"] for f in sample["capacity_factors"]]
     expected = effective_capacity(sample["base_capacity"], impacts)
     stated = sample["effective_capacity"]
-    if abs(stated - expected) > rules.capacity_tolerance:
+    if abs(stated - expected) > rules.capacity_tolerance + _EPSILON:
         out.append(
             Violation(
                 "capacity.effective_mismatch",
@@ -141,20 +125,23 @@ def check_capacity(sample: dict[str, Any], rules: ValidationRules) -> list[Viola
                 f"clipped to [0,10] = {expected:g} (tolerance {rules.capacity_tolerance})",
             )
         )
-    needed, ceiling = sample["support_level_needed"], expected + 2
-    if needed > ceiling:
-        reasoning = sample.get("demonstrates_constraint", "")
-        claims_full = bool(_FULL_SUPPORT.search(reasoning)) and not _NEGATED_FULL_SUPPORT.search(
-            reasoning
-        )
-        if claims_full or not _LIMITATION.search(reasoning):
-            out.append(
-                Violation(
-                    "capacity.x_plus_2",
-                    f"support_level_needed {needed} > effective capacity {expected:g} + 2, but "
-                    "demonstrates_constraint shows no authentic limitation",
-                )
+    provided = sample["support_level_provided"]
+    if provided > expected + X_PLUS_2_MARGIN + _EPSILON:
+        out.append(
+            Violation(
+                "capacity.x_plus_2",
+                f"support_level_provided {provided:g} > effective capacity {expected:g} + "
+                f"{X_PLUS_2_MARGIN:g}",
             )
+        )
+    if expected <= CRISIS_CAPACITY and provided > CRISIS_CAPACITY + _EPSILON:
+        out.append(
+            Violation(
+                "capacity.crisis_support",
+                f"effective capacity {expected:g} is crisis (≤ {CRISIS_CAPACITY:g}) but "
+                f"support_level_provided is {provided:g} (at most {CRISIS_CAPACITY:g})",
+            )
+        )
     return out
 
 
@@ -267,3 +254,70 @@ def check_sample(data_type: str, sample: Any, rules: ValidationRules) -> list[Vi
     if type_rule:
         violations += type_rule(sample, rules)
     return violations
+
+
+# ---- what only a reader can check: the judge's findings ---------------------------------
+
+# The fixed vocabulary of judge_requirements: finding name -> the question a judge answers
+# with yes or no about the sample's response text. Names are stable; the judge asks exactly
+# these, and a sample is accepted only when the judge confirms every finding it requires.
+JUDGE_FINDINGS: dict[str, str] = {
+    "declines_support": (
+        "Does the character's response decline to give support, redirect the person to "
+        "someone else, or show the character breaking down, instead of supporting them?"
+    ),
+    "authentic_limitation": (
+        "Does the character's response show an authentic limitation: the help offered "
+        "visibly stops short of what the other person needs?"
+    ),
+    "tone_deaf_response": (
+        "Is the character's response tone-deaf: it misses what is really going on and "
+        "hurts or jars the other person?"
+    ),
+    "misguided_response": (
+        "Is the character's response well-meant but misguided: it tries to help and gets "
+        "the situation wrong?"
+    ),
+    "growth_response": (
+        "Does the character's response show growth: without knowing the hidden fact, the "
+        "character still responds with care that fits it?"
+    ),
+}
+
+_IRONY_FINDINGS = {
+    "tone_deaf": "tone_deaf_response",
+    "misguided": "misguided_response",
+    "growth": "growth_response",
+}
+
+
+def judge_requirements(data_type: str, sample: dict[str, Any]) -> tuple[str, ...]:
+    """The findings (names from JUDGE_FINDINGS, in its order) a judge must confirm in the
+    sample's text before it is accepted; () when the type's rules are all arithmetic.
+
+    emotional_authenticity: effective capacity ≤ 1.0 → "declines_support"; support needed >
+    effective capacity + 2 → "authentic_limitation" (the capacity is computed from base and
+    impacts, not read from the stated field). dramatic_irony: the response reads as its
+    response_type. A sample without the numbers these need (a schema reject) requires nothing:
+    it is rejected before any judge sees it.
+    """
+    try:
+        required = set(_required_findings(data_type, sample))
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return tuple(name for name in JUDGE_FINDINGS if name in required)
+
+
+def _required_findings(data_type: str, sample: dict[str, Any]) -> list[str]:
+    if data_type == "emotional_authenticity":
+        impacts = [float(f["impact"]) for f in sample["capacity_factors"]]
+        capacity = effective_capacity(float(sample["base_capacity"]), impacts)
+        found = []
+        if capacity <= CRISIS_CAPACITY:
+            found.append("declines_support")
+        if float(sample["support_level_needed"]) > capacity + X_PLUS_2_MARGIN + _EPSILON:
+            found.append("authentic_limitation")
+        return found
+    if data_type == "dramatic_irony":
+        return [_IRONY_FINDINGS[sample["response_type"]]]
+    return []

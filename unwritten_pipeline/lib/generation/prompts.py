@@ -26,12 +26,13 @@ CAPACITY_SCALE = (
 RULES: dict[str, str] = {
     "emotional_authenticity": (
         f"{CAPACITY_SCALE} effective_capacity = base_capacity + the sum of capacity_factors "
-        "impacts, "
-        "clipped to 0-10. X+2 rule: a character at capacity X can give at most X+2 of support. "
-        "When "
-        "support_level_needed is greater than effective_capacity + 2 the character_response must "
-        "show an "
-        "authentic limitation, and demonstrates_constraint explains it. authenticity_score and "
+        "impacts, clipped to 0-10. support_level_needed is what the other person needs (0-10); "
+        "support_level_provided is what the character actually gives (0-10). X+2 rule: "
+        "support_level_provided is at most effective_capacity + 2. At effective_capacity 1 or "
+        "below the character is in crisis: support_level_provided is at most 1 and the "
+        "character_response declines, redirects or breaks down. When support_level_needed is "
+        "greater than effective_capacity + 2 the character_response shows an authentic "
+        "limitation, and demonstrates_constraint explains it. authenticity_score and "
         "quality_score are 0-1 ratings of how true the response feels."
     ),
     "dramatic_irony": (

@@ -52,6 +52,8 @@ class EmotionalAuthenticity(_Sample):
     effective_capacity: Capacity
     situation: LongText
     support_level_needed: Capacity
+    # how much support the response actually gives, 0-10: the X+2 and crisis rules bound it
+    support_level_provided: Capacity
     character_response: LongText
     authenticity_score: Unit
     demonstrates_constraint: ShortText
