@@ -1,8 +1,10 @@
 """FuseChat-Mixture conversations → human turns → soft-label cache.
 
-The real source is FuseAI/FuseChat-Mixture, streamed with `datasets`; the
-default is a local file set in the same ShareGPT format
-({"id", "conversations": [{"from": "human"|"gpt"|"system", "value"}]}).
+The production source is FuseAI/FuseChat-Mixture, streamed with `datasets`. The local
+default is a corpus of human-written chat that ships inside a PyPI package
+(`PackagedSource`: chitchat-dataset, MIT), read offline. A local file set in FuseChat's
+ShareGPT format ({"id", "conversations": [{"from": "human"|"gpt"|"system", "value"}]})
+is the third kind. Every source yields rows in that ShareGPT shape.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +112,131 @@ class HubSource:
                 yield row
             else:
                 stats.malformed += 1
+
+
+@dataclass(frozen=True)
+class PackagedCorpus:
+    """A conversation corpus inside an installed distribution: where, and under which terms."""
+
+    distribution: str
+    data_file: str  # path inside the distribution
+    license: str
+    description: str
+
+
+PACKAGED_CORPORA = {
+    "chitchat-dataset": PackagedCorpus(
+        "chitchat-dataset",
+        "chitchat_dataset/dataset.json",
+        "MIT",
+        "BYU PCC Chit-Chat Challenge: 7,168 open-domain conversations between people "
+        "(138,737 turns, 258,145 messages)",
+    ),
+}
+DEFAULT_PACKAGED_CORPUS = "chitchat-dataset"
+
+
+@dataclass(frozen=True)
+class PackagedSource:
+    """Human-written conversations that ship inside a PyPI package: nothing is downloaded.
+
+    chitchat-dataset's `dataset.json` maps a conversation id to {"prompt", "messages": [[{"text",
+    "sender", ...}, ...], ...]}; one inner list is one speaker's turn, its messages joined by a
+    space. Both speakers are people, so every turn is a human turn. Conversations are visited in
+    a fixed pseudo-random order (sha256 of their id), at most `turns_per_conversation` turns
+    each, so any prefix of the stream spans many conversations and prompts. Turns of fewer than
+    `min_words` words ("hi", "lol", "?") are dropped: they carry no personality signal.
+    """
+
+    corpus: str = DEFAULT_PACKAGED_CORPUS
+    turns_per_conversation: int = 8
+    min_words: int = 4
+    max_malformed_ratio: float = 0.05
+
+    def data_path(self) -> Path:
+        if self.corpus not in PACKAGED_CORPORA:
+            raise SourceError(
+                f"packaged corpus {self.corpus!r} is unknown; known: {', '.join(PACKAGED_CORPORA)}"
+            )
+        spec = PACKAGED_CORPORA[self.corpus]
+        try:
+            files = package_metadata.files(spec.distribution) or []
+        except package_metadata.PackageNotFoundError:
+            raise SourceError(
+                f"the packaged FuseChat stand-in needs {spec.distribution}; run `pip install "
+                f"{spec.distribution}` (or scripts/setup.sh)"
+            ) from None
+        for file in files:
+            if str(file).replace("\\", "/") == spec.data_file:
+                return Path(file.locate())
+        raise SourceError(f"{spec.distribution} is installed but has no {spec.data_file}")
+
+    def identity(self) -> str:
+        spec = PACKAGED_CORPORA.get(self.corpus)
+        path = self.data_path()
+        version = package_metadata.version(spec.distribution)
+        return (
+            f"pypi:{spec.distribution}=={version}:{sha256_file(path)[:16]}"
+            f":turns{self.turns_per_conversation}:words{self.min_words}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        spec = PACKAGED_CORPORA[self.corpus]
+        return {
+            "distribution": spec.distribution,
+            "version": package_metadata.version(spec.distribution),
+            "license": spec.license,
+            "description": spec.description,
+            "turns_per_conversation": self.turns_per_conversation,
+            "min_words": self.min_words,
+        }
+
+    def rows(self, stats: SourceStats) -> Iterator[dict[str, Any]]:
+        path = self.data_path()
+        try:
+            conversations = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(conversations, dict):
+            raise SourceError(f"{path}: expected an object of conversations by id")
+        order = sorted(conversations, key=lambda cid: hashlib.sha256(cid.encode()).digest())
+        for number, conversation_id in enumerate(order, start=1):
+            stats.rows += 1
+            turns = _chitchat_turns(conversations[conversation_id])
+            if turns is None:
+                stats.malformed += 1
+                if len(stats.malformed_examples) < 5:
+                    stats.malformed_examples.append(f"{path}:{conversation_id}")
+                if stats.malformed > self.max_malformed_ratio * len(order):
+                    raise SourceError(
+                        f"{path}: {stats.malformed} of {number} conversations have no "
+                        f"'messages' list of turns (max_malformed_ratio="
+                        f"{self.max_malformed_ratio}); first: {', '.join(stats.malformed_examples)}"
+                    )
+                continue
+            kept = [t for t in turns if len(t.split()) >= self.min_words]
+            yield {
+                "id": conversation_id,
+                "conversations": [
+                    {"from": "human", "value": t} for t in kept[: self.turns_per_conversation]
+                ],
+            }
+
+
+def _chitchat_turns(conversation: Any) -> list[str] | None:
+    """One string per turn (a speaker's consecutive messages), or None when malformed."""
+    messages = conversation.get("messages") if isinstance(conversation, dict) else None
+    if not isinstance(messages, list):
+        return None
+    turns = []
+    for turn in messages:
+        if not isinstance(turn, list):
+            return None
+        texts = [m.get("text") for m in turn if isinstance(m, dict)]
+        text = " ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
+        if text:
+            turns.append(text)
+    return turns
 
 
 def local_source(pattern: str, root: Path, max_malformed_ratio: float) -> LocalSource:
