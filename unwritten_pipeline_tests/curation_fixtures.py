@@ -10,9 +10,10 @@ from unwritten_pipeline.lib.curation.rules import ValidationRules
 from unwritten_pipeline.lib.curation.splits import build_splits, write_splits
 from unwritten_pipeline.lib.curation.validate import validate_partition, write_validation
 from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
-from unwritten_pipeline.lib.generation.prompts import load_seed_examples, seed_variants
+from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.testing.samples import distinct_variants
 
 SEED_DIR = ArtifactStore().seed_examples_dir
 
@@ -20,8 +21,9 @@ GENERATOR = {"backend": "ollama", "model": "qwen3:8b", "endpoint": "http://127.0
 
 
 def distinct_samples(data_type: str, n: int, tag: str = "") -> list[dict[str, Any]]:
-    """Valid samples (seed examples) made distinct by a suffix on their main text."""
-    return seed_variants(load_seed_examples(SEED_DIR, data_type), n, tag)
+    """Valid samples (seed examples) whose content text is distinct, not near-duplicate: sets of
+    different tags are distinct from each other too."""
+    return distinct_variants(data_type, load_seed_examples(SEED_DIR, data_type), n, tag)
 
 
 def write_partition(root: Path, data_type: str, date: str, batches: list[list[Any]]) -> Path:
