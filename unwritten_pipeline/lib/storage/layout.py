@@ -9,6 +9,8 @@ folder name under the data root.
 <root>/llm_batches/<data_type>/<date>/quarantine/       corrupt batch files + reasons
 <root>/validated/<data_type>/<date>/                    curation (accepted/rejected/summary)
 <root>/training_splits/                                 train/validation/test + lineage.json
+<root>/training_splits/near_duplicates.jsonl            near-duplicates left out, with kept twin
+<root>/judge_cache/<data_type>/<hash>.json              blind-judge verdicts per sample hash
 <root>/fusechat_soft_labels/                            soft-label cache
 <root>/personality_model/   <root>/multitask_model/     trained models
 <root>/exports/<name>/                                  LiteRT / Core ML exports
@@ -34,8 +36,11 @@ class Layout:
     root: Path
 
     # generation and curation
+    def batches_type_dir(self, data_type: str) -> Path:
+        return self.root / "llm_batches" / data_type
+
     def batches_dir(self, data_type: str, date: str) -> Path:
-        return self.root / "llm_batches" / data_type / date
+        return self.batches_type_dir(data_type) / date
 
     @property
     def validated_root(self) -> Path:
@@ -50,6 +55,15 @@ class Layout:
     @property
     def splits_dir(self) -> Path:
         return self.root / "training_splits"
+
+    @property
+    def near_duplicates_file(self) -> Path:
+        """Samples training_splits left out as near-duplicates, each naming its kept twin."""
+        return self.splits_dir / "near_duplicates.jsonl"
+
+    def judge_cache_dir(self, data_type: str) -> Path:
+        """The blind judge's verdicts, one JSON file per sample hash (never judged twice)."""
+        return self.root / "judge_cache" / data_type
 
     # models
     @property
