@@ -13,6 +13,7 @@ folder name under the data root.
 <root>/judge_cache/<data_type>/<hash>.json              blind-judge verdicts per sample hash
 <root>/fusechat_soft_labels/                            soft-label cache
 <root>/personality_model/   <root>/multitask_model/     trained models
+<root>/multitask_student/                               the on-device student (docs/student.md)
 <root>/exports/<name>/                                  LiteRT / Core ML exports
 <root>/reports/                                         benchmark report
 <root>/releases/<version>/  <root>/releases/latest.json releases
@@ -29,6 +30,8 @@ from pathlib import Path
 # Model folder names are also the asset names that write them.
 PERSONALITY_MODEL = "personality_model"
 MULTITASK_MODEL = "multitask_model"
+MULTITASK_STUDENT = "multitask_student"
+STUDENT_EXPORT = "student"  # export_dir(STUDENT_EXPORT): the student's LiteRT files
 
 
 @dataclass(frozen=True)

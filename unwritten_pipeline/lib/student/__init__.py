@@ -1,0 +1,1 @@
+"""The on-device student: pruned WordPiece vocabulary, static embeddings, MLP heads, INT4 QAT."""

@@ -1,0 +1,141 @@
+"""The student: static token embeddings, masked mean (or attention) pooling, eight MLP heads.
+
+Every weight matrix is stored in float and, when `bits` is set on the model, seen through a
+symmetric per-row fake quantizer during training (quantization-aware training, straight-through
+gradients): per row of the embedding table (one scale per token) and per output channel of
+each Linear — the granularity of the LiteRT INT4 recipes, so the exported INT4 file computes
+what the student was trained to compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from unwritten_pipeline.lib.multitask.model import activate
+from unwritten_pipeline.lib.multitask.tasks import HEADS
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    vocab_size: int
+    dim: int = 256
+    head_hidden: int = 128  # each head: Linear(dim, head_hidden) → ReLU → Dropout → Linear
+    dropout: float = 0.1
+    layers: int = 0  # small transformer layers over the token embeddings before pooling
+    attention_pooling: bool = False  # learned attention weights instead of the masked mean
+    max_length: int = 128
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-row quantize → dequantize, straight-through gradient."""
+    levels = 2 ** (bits - 1) - 1
+    scale = weight.detach().abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / levels
+    quantized = torch.clamp(torch.round(weight / scale), -levels - 1, levels) * scale
+    return weight + (quantized - weight).detach()
+
+
+class QuantLinear(nn.Linear):
+    bits: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.bits is None else fake_quantize(self.weight, self.bits)
+        return nn.functional.linear(x, weight, self.bias)
+
+
+class QuantEmbedding(nn.Embedding):
+    bits: int | None = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.bits is None else fake_quantize(self.weight, self.bits)
+        return nn.functional.embedding(ids, weight, self.padding_idx)
+
+
+def mlp_head(dim: int, hidden: int, size: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        QuantLinear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), QuantLinear(hidden, size)
+    )
+
+
+class StudentModel(nn.Module):
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = QuantEmbedding(config.vocab_size, config.dim, padding_idx=0)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                config.dim,
+                nhead=4,
+                dim_feedforward=2 * config.dim,
+                dropout=config.dropout,
+                batch_first=True,
+            )
+            for _ in range(config.layers)
+        )
+        self.attention = QuantLinear(config.dim, 1) if config.attention_pooling else None
+        self.heads = nn.ModuleDict(
+            {
+                h.name: mlp_head(config.dim, config.head_hidden, h.size, config.dropout)
+                for h in HEADS
+            }
+        )
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.embedding(input_ids.long())
+        for layer in self.layers:
+            hidden = layer(hidden, src_key_padding_mask=attention_mask == 0)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        if self.attention is not None:
+            scores = self.attention(hidden) - (1.0 - mask) * 1e4
+            weights = torch.softmax(scores, dim=1) * mask
+            return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str | None = None
+    ):
+        """Raw outputs (logits; regression heads before their sigmoid): one head's tensor when
+        `task` is given (the teacher's calling convention), else a dict of all."""
+        pooled = self.pool(input_ids, attention_mask)
+        if task is not None:
+            return self.heads[task](pooled)
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+    def set_quantization(self, bits: int | None) -> None:
+        """Fake-quantize every embedding and Linear weight to `bits` (None: float)."""
+        for module in self.modules():
+            if isinstance(module, QuantLinear | QuantEmbedding):
+                module.bits = bits
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def snap_to_grid(model: StudentModel, bits: int) -> None:
+    """Replace each quantized weight by its fake-quantized value and switch fake quantization off:
+    the float export then holds exactly the INT4 values the quantizer will find."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, QuantLinear | QuantEmbedding):
+                module.weight.copy_(fake_quantize(module.weight, bits))
+    model.set_quantization(None)
+
+
+class StudentExport(nn.Module):
+    """What the app runs: input_ids / attention_mask in, each head activated as the teacher's
+    export (sigmoid × scale; sentiment logits)."""
+
+    def __init__(self, model: StudentModel):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        raw = self.model(input_ids, attention_mask)
+        return {name: activate(name, value) for name, value in raw.items()}

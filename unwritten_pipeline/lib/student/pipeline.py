@@ -1,0 +1,251 @@
+"""From the teacher and the project's text to a trained, evaluated, saved student.
+
+Texts: every split's texts (labels only from train and validation), the generated samples the
+curation rejected (teacher outputs only: their labels are not trusted) and the FuseChat human
+turns of the soft-label cache. The teacher answers for every text; the student learns those
+answers plus the hard labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unwritten_pipeline.lib.curation.normalize import primary_text
+from unwritten_pipeline.lib.curation.splits import SPLITS
+from unwritten_pipeline.lib.curation.validate import REJECTED_FILE
+from unwritten_pipeline.lib.evaluation.candidates import multitask_float_outputs
+from unwritten_pipeline.lib.export.bundle import multitask_module
+from unwritten_pipeline.lib.multitask.evaluate import evaluate_heads
+from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
+from unwritten_pipeline.lib.multitask.tasks import Example
+from unwritten_pipeline.lib.personality.fusechat import current_cache_dir
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.lib.student.artifacts import save_student
+from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel
+from unwritten_pipeline.lib.student.train import (
+    DistillSet,
+    StudentTrainConfig,
+    StudentTrainResult,
+    train_student,
+)
+from unwritten_pipeline.lib.student.vocab import (
+    VOCAB_FILE,
+    build_vocab,
+    oov_rate,
+    student_tokenizer,
+    write_vocab,
+)
+
+MIN_TEXTS = 100
+
+
+class TooFewTextsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StudentSources:
+    """Where the texts and the teacher come from (all under one data root)."""
+
+    splits_dir: Path
+    validated_root: Path
+    soft_labels_dir: Path
+    teacher_dir: Path
+
+    @classmethod
+    def from_layout(cls, layout: Layout, teacher: str) -> StudentSources:
+        return cls(
+            layout.splits_dir,
+            layout.validated_root,
+            layout.soft_labels_dir,
+            layout.model_dir(teacher),
+        )
+
+
+@dataclass
+class StudentRun:
+    result: StudentTrainResult
+    texts: dict[str, int]  # source → texts used
+    vocab_size: int
+    oov: dict
+    metrics: dict  # {"student": per-head test metrics, "teacher": the teacher's}
+    parameters: int
+    teacher_seconds: float
+    weights: Path
+
+
+def split_texts(splits_dir: Path) -> list[str]:
+    texts = []
+    for split in SPLITS:
+        path = splits_dir / f"{split}.parquet"
+        if path.is_file():
+            texts += pd.read_parquet(path)["text"].tolist()
+    return texts
+
+
+def rejected_texts(validated_root: Path) -> list[str]:
+    """The primary text of every generated sample the curation rejected (any reason)."""
+    texts = []
+    for path in sorted(validated_root.glob(f"*/*/{REJECTED_FILE}")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                texts.append(primary_text(record["meta"]["data_type"], record["sample"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a malformed rejected record carries no usable text
+    return texts
+
+
+def fusechat_texts(soft_labels_dir: Path) -> list[str]:
+    path = current_cache_dir(soft_labels_dir) / "texts.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def collect_texts(sources: StudentSources) -> tuple[list[str], dict[str, int]]:
+    """Distinct non-empty texts in a fixed order, and how many each source added."""
+    seen: dict[str, None] = {}
+    counts = {}
+    for name, texts in (
+        ("splits", split_texts(sources.splits_dir)),
+        ("rejected_generated", rejected_texts(sources.validated_root)),
+        ("fusechat", fusechat_texts(sources.soft_labels_dir)),
+    ):
+        before = len(seen)
+        seen.update((t, None) for t in texts if t and t.strip())
+        counts[name] = len(seen) - before
+    return list(seen), counts
+
+
+def hard_labels(
+    texts: list[str], examples: dict[str, dict[str, list[Example]]]
+) -> dict[str, dict[int, object]]:
+    """head → {text index: target} from the train and validation splits (never test)."""
+    index = {t: i for i, t in enumerate(texts)}
+    labels: dict[str, dict[int, object]] = {}
+    for split in ("train", "validation"):
+        for head, items in examples[split].items():
+            for e in items:
+                if e.text in index:
+                    labels.setdefault(head, {})[index[e.text]] = e.target
+    return labels
+
+
+def tokenize_all(tokenizer, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    batch = tokenizer(
+        texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="np"
+    )
+    return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+
+
+def init_from_teacher(model: StudentModel, teacher_module, teacher_ids: tuple[int, ...]) -> None:
+    """Start each kept token's vector from the teacher's input embedding of the same token,
+    projected to the student's width by PCA (model2vec-style, without the full forward pass)."""
+    table = teacher_module.encoder.get_input_embeddings().weight.detach()[list(teacher_ids)]
+    centred = table - table.mean(0, keepdim=True)
+    dim = model.config.dim
+    if dim <= centred.shape[1]:
+        _, _, v = torch.pca_lowrank(centred, q=dim, center=False)
+        projected = centred @ v[:, :dim]
+    else:
+        projected = torch.nn.functional.pad(centred, (0, dim - centred.shape[1]))
+    projected = projected / projected.std().clamp(min=1e-8) * 0.1
+    with torch.no_grad():
+        model.embedding.weight.copy_(projected)
+        model.embedding.weight[0].zero_()  # [PAD]
+
+
+def train_student_from_teacher(
+    sources: StudentSources,
+    out_dir: Path,
+    model_config: dict,
+    train_config: StudentTrainConfig,
+    *,
+    lineage: dict,
+    max_vocab: int | None = None,
+    min_texts: int = MIN_TEXTS,
+    log: Callable[[str], None] = print,
+) -> StudentRun:
+    """`model_config`: StudentConfig fields except vocab_size (fixed by the pruned vocabulary)."""
+    texts, counts = collect_texts(sources)
+    if len(texts) < min_texts:
+        raise TooFewTextsError(
+            f"only {len(texts)} distinct texts ({counts}) under {sources.splits_dir.parent}; the "
+            f"student needs at least min_texts={min_texts}: generate more data or lower min_texts"
+        )
+    teacher, teacher_tokenizer, teacher_config = multitask_module(sources.teacher_dir)
+    max_length = model_config.get("max_length", StudentConfig.max_length)
+    started = time.perf_counter()
+    teacher_out = multitask_float_outputs(teacher, teacher_tokenizer, texts, max_length)
+    teacher_seconds = time.perf_counter() - started
+    log(f"teacher answered {len(texts)} texts in {teacher_seconds:.1f} s ({counts})")
+    vocab = build_vocab(teacher_tokenizer, texts, max_vocab)
+    examples = load_split_examples(sources.splits_dir)
+    test_texts = [e.text for items in examples["test"].values() for e in items]
+    oov = oov_rate(teacher_tokenizer, vocab, test_texts)
+    vocab_path = write_vocab(vocab, out_dir.with_name(f".{out_dir.name}-{VOCAB_FILE}"))
+    lowercase = bool(getattr(teacher_tokenizer, "do_lower_case", True))
+    tokenizer = student_tokenizer(vocab_path, lowercase)
+    model = StudentModel(StudentConfig(vocab_size=len(vocab), **model_config))
+    init_from_teacher(model, teacher, vocab.teacher_ids)
+    data = DistillSet(
+        *tokenize_all(tokenizer, texts, max_length), teacher_out, hard_labels(texts, examples)
+    )
+    log(f"student: {len(vocab)} tokens, {model.parameter_count():,} parameters")
+    result = train_student(model, data, train_config, log=log)
+    metrics = {
+        "student": evaluate_heads(
+            model, tokenizer, examples["test"], examples["train"], max_length
+        ),
+        "teacher": _teacher_metrics(sources.teacher_dir),
+    }
+    weights = save_student(
+        out_dir,
+        model,
+        vocab_path,
+        {
+            "lowercase": lowercase,
+            "training": train_config.as_dict(),
+            "texts": counts,
+            "oov_test": oov,
+            "lineage": {
+                **lineage,
+                "teacher": _teacher_version(sources.teacher_dir, teacher_config),
+            },
+        },
+    )
+    vocab_path.unlink()
+    write_json_atomic(out_dir / "metrics.json", {"test": metrics, "history": result.history})
+    return StudentRun(
+        result, counts, len(vocab), oov, metrics, model.parameter_count(), teacher_seconds, weights
+    )
+
+
+def _teacher_metrics(teacher_dir: Path) -> dict:
+    path = teacher_dir / "metrics.json"
+    return read_json(path).get("test", {}) if path.is_file() else {}
+
+
+def _teacher_version(teacher_dir: Path, config: dict) -> dict:
+    """Which teacher the student was distilled from: its weights' sha256 and training lineage."""
+    weights = teacher_dir / "merged" / "model.safetensors"
+    return {
+        "weights_sha256": sha256_file(weights),
+        "run_id": config.get("lineage", {}).get("run_id"),
+        "code_version": config.get("lineage", {}).get("code_version"),
+        "training_splits_version": config.get("lineage", {})
+        .get("training_splits", {})
+        .get("data_version"),
+    }

@@ -1,0 +1,173 @@
+"""Distillation: the student learns the teacher's outputs on every text, plus the hard labels,
+first in float, then with INT4 fake quantization (QAT) so the INT4 export computes the same."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.student.model import StudentModel
+
+HEAD_SCALES = {h.name: h.scale for h in HEADS}
+CLASSIFICATION = {h.name for h in HEADS if h.kind == "classification"}
+
+
+@dataclass(frozen=True)
+class StudentTrainConfig:
+    epochs: int = 30  # float distillation
+    qat_epochs: int = 10  # then with fake-quantized weights
+    bits: int | None = 4  # None: no QAT (float training only)
+    batch_size: int = 32
+    lr: float = 3e-3
+    qat_lr: float = 1e-3
+    weight_decay: float = 0.0
+    temperature: float = 2.0  # sentiment logits are compared at this temperature
+    hard_weight: float = 1.0  # hard-label loss beside the distillation loss
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DistillSet:
+    """Tokenized texts, the teacher's activated outputs on each (head → N × k) and the hard labels
+    (head → {text index: target}, targets on the head's own scale / class index)."""
+
+    input_ids: np.ndarray  # N × length, int64
+    attention_mask: np.ndarray
+    teacher: dict[str, np.ndarray]
+    hard: dict[str, dict[int, object]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class StudentTrainResult:
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    float_seconds: float = 0.0
+    qat_seconds: float = 0.0
+
+
+def _batch(data: DistillSet, index: list[int]):
+    ids = torch.from_numpy(data.input_ids[index])
+    mask = torch.from_numpy(data.attention_mask[index])
+    length = max(1, int(mask.sum(1).max()))  # trim padding: pooling ignores it anyway
+    return ids[:, :length], mask[:, :length]
+
+
+def _head_loss(name: str, raw: torch.Tensor, teacher: torch.Tensor, temperature: float):
+    if name in CLASSIFICATION:
+        target = torch.softmax(teacher / temperature, -1)
+        log_probs = torch.log_softmax(raw / temperature, -1)
+        return nn.functional.kl_div(log_probs, target, reduction="batchmean") * temperature**2
+    return nn.functional.mse_loss(torch.sigmoid(raw), teacher / HEAD_SCALES[name])
+
+
+def _hard_loss(name: str, raw: torch.Tensor, index: list[int], labels: dict[int, object]):
+    rows = [i for i, text in enumerate(index) if text in labels]
+    if not rows:
+        return None
+    targets = [labels[index[i]] for i in rows]
+    if name in CLASSIFICATION:
+        return nn.functional.cross_entropy(raw[rows], torch.tensor(targets, dtype=torch.long))
+    target = torch.tensor(targets, dtype=torch.float32) / HEAD_SCALES[name]
+    return nn.functional.mse_loss(torch.sigmoid(raw[rows]), target)
+
+
+def distillation_loss(
+    model: StudentModel, data: DistillSet, index: list[int], config: StudentTrainConfig
+) -> torch.Tensor:
+    """Sum over heads of the distillation loss on every text of the batch, plus the weighted
+    hard-label loss on the texts that have a label for that head."""
+    raw = model(*_batch(data, index))
+    total = torch.zeros(())
+    for name, value in raw.items():
+        teacher = torch.from_numpy(data.teacher[name][index]).float()
+        total = total + _head_loss(name, value, teacher, config.temperature)
+        hard = _hard_loss(name, value, index, data.hard.get(name, {}))
+        if hard is not None:
+            total = total + config.hard_weight * hard
+    return total
+
+
+def _phase(
+    model: StudentModel,
+    data: DistillSet,
+    config: StudentTrainConfig,
+    epochs: int,
+    lr: float,
+    label: str,
+    result: StudentTrainResult,
+    log: Callable[[str], None],
+) -> None:
+    rng = random.Random(config.seed + len(result.history))
+    steps = epochs * math.ceil(len(data) / config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+    model.train()
+    for epoch in range(1, epochs + 1):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            loss = distillation_loss(model, data, index, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(index)
+        result.history.append({"phase": label, "epoch": epoch, "train_loss": total / len(data)})
+        if epoch == epochs or epoch % 10 == 0:
+            log(f"student {label} epoch {epoch}/{epochs}: loss {total / len(data):.4f}")
+    model.eval()
+
+
+def train_student(
+    model: StudentModel,
+    data: DistillSet,
+    config: StudentTrainConfig,
+    log: Callable[[str], None] = print,
+) -> StudentTrainResult:
+    torch.manual_seed(config.seed)
+    result = StudentTrainResult()
+    started = time.perf_counter()
+    model.set_quantization(None)
+    _phase(model, data, config, config.epochs, config.lr, "float", result, log)
+    result.float_seconds = time.perf_counter() - started
+    if config.bits is not None and config.qat_epochs > 0:
+        model.set_quantization(config.bits)
+        _phase(model, data, config, config.qat_epochs, config.qat_lr, "qat", result, log)
+    result.seconds = time.perf_counter() - started
+    result.qat_seconds = result.seconds - result.float_seconds
+    return result
+
+
+def student_outputs(
+    model: StudentModel, input_ids: np.ndarray, attention_mask: np.ndarray, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Activated outputs (what the export answers) for tokenized texts."""
+    from unwritten_pipeline.lib.multitask.model import activate
+
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    data = DistillSet(input_ids, attention_mask, {})
+    with torch.no_grad():
+        for start in range(0, len(input_ids), batch_size):
+            index = list(range(start, min(start + batch_size, len(input_ids))))
+            for name, raw in model(*_batch(data, index)).items():
+                parts.setdefault(name, []).append(activate(name, raw).numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
