@@ -38,6 +38,16 @@ class ArtifactStore(dg.ConfigurableResource):
         return self.inputs / "seed_examples"
 
     @property
+    def strata_dir(self) -> Path:
+        """Stratum tables per data type (target distribution of generation calls)."""
+        return self.inputs / "strata"
+
+    @property
+    def scenarios_dir(self) -> Path:
+        """Scenario seed lists (setting, relationship, situation, persona)."""
+        return self.inputs / "scenarios"
+
+    @property
     def tokens_path(self) -> Path:
         return self.inputs / "personality-tokens.json"
 

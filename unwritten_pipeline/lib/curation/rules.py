@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from unwritten_pipeline.lib.generation.schemas import sample_model
+from unwritten_pipeline.lib.generation.strata import target_mismatches
 
 QUALITY_FIELD = "quality_score"
 
@@ -243,11 +244,28 @@ _TYPE_RULES = {
 }
 
 
-def check_sample(data_type: str, sample: Any, rules: ValidationRules) -> list[Violation]:
-    """Every violation of the sample (schema first: the other rules need valid fields)."""
+def check_stratum(sample: dict[str, Any], requested: dict[str, Any] | None) -> list[Violation]:
+    """The sample's own fields must fit the stratum its call asked for (strata.py)."""
+    if not requested:
+        return []
+    contradictions = target_mismatches(requested, sample)
+    if not contradictions:
+        return []
+    return [Violation("stratum.mismatch", "; ".join(contradictions))]
+
+
+def check_sample(
+    data_type: str,
+    sample: Any,
+    rules: ValidationRules,
+    requested: dict[str, Any] | None = None,
+) -> list[Violation]:
+    """Every violation of the sample (schema first: the other rules need valid fields);
+    `requested` is the stratum target its call asked for, when the batch file records one."""
     violations = check_schema(data_type, sample)
     if violations:
         return violations
+    violations += check_stratum(sample, requested)
     violations += check_text_lengths(data_type, sample, rules)
     violations += check_quality(data_type, sample, rules)
     type_rule = _TYPE_RULES.get(data_type)

@@ -21,8 +21,9 @@ from unwritten_pipeline.lib.curation.rules import (
     Violation,
     check_sample,
 )
-from unwritten_pipeline.lib.generation.batches import BatchFileError, read_batch
+from unwritten_pipeline.lib.generation.batches import BatchFileError, read_batch, sample_provenance
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
+from unwritten_pipeline.lib.generation.strata import provenance_target
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 
@@ -44,6 +45,8 @@ class Record:
     batch_number: int | None
     index: int
     reasons: list[Violation] = field(default_factory=list)
+    # what the call that wrote the sample asked for (seed, stratum, scenario), when recorded
+    provenance: dict[str, Any] | None = None
 
     def to_json(self, data_type: str, date: str) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -57,6 +60,8 @@ class Record:
             meta["exact_hash"] = exact_hash(self.sample)
             if data_type in DATA_TYPES:
                 meta["normalized_hash"] = normalized_hash(data_type, self.sample)
+        if self.provenance:
+            meta["provenance"] = self.provenance
         if self.reasons:
             meta["reasons"] = [{"code": v.code, "message": v.message} for v in self.reasons]
         return {"sample": self.sample, "meta": meta}
@@ -122,9 +127,12 @@ def validate_partition(
         file_reasons = _file_reasons(batch.payload, data_type, path)
         if file_reasons and file_reasons[0].code == "batch.version_mismatch":
             result.refused_files.append(f"{path}: {file_reasons[0].message}")
+        provenance = sample_provenance(batch)
         for index, sample in enumerate(batch.samples):
             record = Record(sample, path.name, batch.batch_number, index)
-            record.reasons = file_reasons or check_sample(data_type, sample, rules)
+            record.provenance = provenance[index]
+            requested = provenance_target(record.provenance)
+            record.reasons = file_reasons or check_sample(data_type, sample, rules, requested)
             (result.rejected if record.reasons else candidates).append(record)
     _reject_duplicates(candidates, result, data_type, earlier_hashes)
     return result

@@ -45,6 +45,15 @@ class BatchFile:
     payload: dict[str, Any]
 
 
+def sample_provenance(batch: BatchFile) -> list[dict[str, Any] | None]:
+    """The provenance record of each sample of the batch (None where the file has none: files
+    written before stratified generation, or a list that does not match the samples)."""
+    records = batch.payload.get("provenance")
+    if not isinstance(records, list) or len(records) != len(batch.samples):
+        return [None] * len(batch.samples)
+    return [r if isinstance(r, dict) else None for r in records]
+
+
 @dataclass(frozen=True)
 class QuarantinedFile:
     original: Path
@@ -164,7 +173,12 @@ def write_batch(
     samples: list[dict[str, Any]],
     generator: dict[str, Any],
     timestamp: str,
+    provenance: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """`provenance`, one record per sample (same order), says what the call that wrote the
+    sample asked for: its seed, stratum and scenario. Samples stay exactly the schema's shape."""
+    if provenance is not None and len(provenance) != len(samples):
+        raise ValueError(f"{len(provenance)} provenance records for {len(samples)} samples")
     path = batch_path(directory, batch_number)
     payload = {
         "master_truths_version": MASTER_TRUTHS_VERSION,
@@ -176,6 +190,8 @@ def write_batch(
         "generator": generator,
         "samples": samples,
     }
+    if provenance is not None:
+        payload["provenance"] = provenance
     write_bytes_atomic(path, strict_json(payload, 2), overwrite=False)
     return path
 

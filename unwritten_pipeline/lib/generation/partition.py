@@ -14,7 +14,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from unwritten_pipeline.lib.generation.batches import finished_batches
+from unwritten_pipeline.lib.generation.batches import finished_batches, sample_provenance
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
 from unwritten_pipeline.lib.generation.prompts import load_seed_examples
 from unwritten_pipeline.lib.generation.runner import (
@@ -22,6 +22,8 @@ from unwritten_pipeline.lib.generation.runner import (
     PartitionGenerator,
     RunOptions,
 )
+from unwritten_pipeline.lib.generation.scenarios import ScenarioLists
+from unwritten_pipeline.lib.generation.strata import StrataTable, histogram_rows
 from unwritten_pipeline.lib.llm.base import LLMBackend
 from unwritten_pipeline.lib.storage.files import sha256_file
 from unwritten_pipeline.lib.storage.layout import Layout
@@ -38,8 +40,12 @@ def generate_partition(
     target_samples: int | None = None,
     options: RunOptions | None = None,
     log: Callable[[str], None] = print,
+    strata: StrataTable | None = None,
+    scenarios: ScenarioLists | None = None,
 ) -> GenerationReport:
-    """Generate (or resume) the batch files of one date × data_type partition.
+    """Generate (or resume) the batch files of one date × data_type partition; with `strata`
+    and `scenarios` every call asks for a drawn stratum and scenario (the asset always passes
+    them; None leaves calls unstratified).
 
     Raises LLMUnavailableError / ModelNotAvailableError before any call when the
     backend cannot serve `settings.model`.
@@ -58,6 +64,8 @@ def generate_partition(
         examples=examples,
         options=options or RunOptions(),
         log=log,
+        strata=strata,
+        scenarios=scenarios,
     )
     return generator.run()
 
@@ -105,3 +113,13 @@ def preview_samples(directory: Path, limit: int = 5) -> list[dict[str, Any]]:
 def with_overrides(settings: TypeSettings, **values: Any) -> TypeSettings:
     """Per-run overrides: None means 'keep the profile value'."""
     return replace(settings, **{k: v for k, v in values.items() if v is not None})
+
+
+def stratum_histogram(directory: Path, table: StrataTable) -> list[tuple[str, str, int, int]]:
+    """Requested vs achieved stratum over every batch file of the partition (strata.py)."""
+    provenance: list[Any] = []
+    samples: list[Any] = []
+    for batch in finished_batches(directory).values():
+        provenance.extend(sample_provenance(batch))
+        samples.extend(batch.samples)
+    return histogram_rows(table, provenance, samples)

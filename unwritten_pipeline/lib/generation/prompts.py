@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from unwritten_pipeline.lib.generation import scenarios, strata
 from unwritten_pipeline.lib.generation.schemas import MASTER_TRUTHS_VERSION, sample_model
+from unwritten_pipeline.lib.generation.strata import Stratum
 
 SYSTEM_PREAMBLE = (
     "You write training data for 'Unwritten', a narrative game about everyday relationships. "
@@ -77,30 +79,6 @@ RULES: dict[str, str] = {
     ),
 }
 
-# Rotated by batch number so consecutive calls ask for different material.
-SCENES = (
-    "a hospital waiting room",
-    "a shared flat on moving day",
-    "a family dinner after a funeral",
-    "a night shift at a bakery",
-    "a school parents' evening",
-    "a delayed train",
-    "a wedding rehearsal",
-    "a small bookshop closing down",
-    "a community garden",
-    "a job interview that went wrong",
-    "a birthday nobody remembered",
-    "a late-night phone call",
-    "a break room at a call centre",
-    "a long-distance video call",
-    "a neighbour's leaking ceiling",
-    "a first day at a new job",
-    "an amateur theatre rehearsal",
-    "a laundromat at midnight",
-    "a grandparent's eightieth birthday",
-    "a football club's changing room",
-)
-
 
 def load_seed_examples(directory: Path, data_type: str) -> list[dict[str, Any]]:
     """The handful of hand-written examples for `data_type`, each checked against the schema."""
@@ -140,18 +118,33 @@ def build_messages(
     examples: list[dict[str, Any]],
     *,
     batch_number: int,
+    stratum: Stratum | None = None,
+    scenario: dict[str, str] | None = None,
     n_examples: int = 2,
 ) -> list[dict[str, str]]:
-    """System message with the rules; user message with rotated examples and the request."""
-    start = batch_number % len(examples)
-    shown = [examples[(start + i) % len(examples)] for i in range(min(n_examples, len(examples)))]
-    scene = SCENES[batch_number % len(SCENES)]
+    """System message with the rules; user message with examples (those that fit the stratum
+    first, rotated by batch number), the call's scenario and stratum, and the request."""
+    shown = _shown_examples(examples, batch_number, n_examples, stratum)
     system = f"{SYSTEM_PREAMBLE}\n\nData type: {data_type}.\nRules: {RULES[data_type]}"
+    asks = [
+        scenarios.prompt_line(scenario) if scenario else "",
+        strata.prompt_line(stratum) if stratum else "",
+    ]
     user = (
         f"Examples of good {data_type} samples:\n"
         f"{json.dumps({'samples': shown}, ensure_ascii=False, indent=1)}\n\n"
-        f"Write {n_samples} new {data_type} sample{'s' if n_samples != 1 else ''} set around "
-        f"{scene}. "
+        + "".join(f"{line}\n" for line in asks if line)
+        + f"Write {n_samples} new {data_type} sample{'s' if n_samples != 1 else ''}. "
         "Use the same fields, obey the rules, and vary the numbers."
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _shown_examples(
+    examples: list[dict[str, Any]], batch_number: int, n: int, stratum: Stratum | None
+) -> list[dict[str, Any]]:
+    start = batch_number % len(examples)
+    rotated = examples[start:] + examples[:start]
+    if stratum is not None:  # a stable sort: fitting examples first, rotation kept within
+        rotated.sort(key=lambda e: bool(strata.target_mismatches(stratum.target, e)))
+    return rotated[: min(n, len(rotated))]

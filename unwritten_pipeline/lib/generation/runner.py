@@ -36,7 +36,9 @@ from unwritten_pipeline.lib.generation.batches import (
 )
 from unwritten_pipeline.lib.generation.profiles import TypeSettings
 from unwritten_pipeline.lib.generation.prompts import build_messages
+from unwritten_pipeline.lib.generation.scenarios import ScenarioLists
 from unwritten_pipeline.lib.generation.schemas import response_schema, sample_model
+from unwritten_pipeline.lib.generation.strata import StrataTable, Stratum, pin_schema
 from unwritten_pipeline.lib.llm.base import (
     ChatRequest,
     InvalidOutputError,
@@ -131,6 +133,24 @@ class GenerationReport:
         )
 
 
+@dataclass(frozen=True)
+class CallPlan:
+    """What one call asks for beyond the rules: its stratum and scenario (None: unstratified)."""
+
+    seed: int
+    stratum: Stratum | None = None
+    scenario: dict[str, str] | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        """Recorded per sample in the batch file: what the call that wrote it asked for."""
+        record: dict[str, Any] = {"seed": self.seed}
+        if self.stratum is not None:
+            record["stratum"] = self.stratum.as_provenance()
+        if self.scenario is not None:
+            record["scenario"] = self.scenario
+        return record
+
+
 @dataclass
 class _CallOutcome:
     samples: list[dict[str, Any]]
@@ -160,6 +180,8 @@ class PartitionGenerator:
         options: RunOptions = RunOptions(),
         log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
+        strata: StrataTable | None = None,
+        scenarios: ScenarioLists | None = None,
     ):
         self.backend = backend
         self.data_type = data_type
@@ -168,6 +190,8 @@ class PartitionGenerator:
         self.out_dir = out_dir
         self.quarantine_dir = quarantine_dir
         self.examples = examples
+        self.strata = strata
+        self.scenarios = scenarios
         self.options = options
         self.log = log
         self.sleep = sleep
@@ -242,6 +266,7 @@ class PartitionGenerator:
             return
         size = self.batch_sizes[batch_number]
         samples: list[dict[str, Any]] = []
+        provenance: list[dict[str, Any]] = []
         usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "duration_s": 0.0}
         attempt, budget_factor = 0, 1
         outcome = _CallOutcome([])
@@ -257,12 +282,13 @@ class PartitionGenerator:
                     f"sample(s) missing; cause: {outcome.cause}"
                 )
                 self.sleep(delay)
-            seed = call_seed(self.date, self.data_type, batch_number, attempt)
+            plan = self._plan(batch_number, attempt)
             attempt += 1
-            outcome = self._call(batch_number, size - len(samples), seed, usage, budget_factor)
+            outcome = self._call(batch_number, size - len(samples), plan, usage, budget_factor)
             if outcome.length_cut and budget_factor == 1:
                 budget_factor = LENGTH_CUT_BUDGET_FACTOR
             samples.extend(outcome.samples)
+            provenance.extend(plan.provenance() for _ in outcome.samples)
         if not samples:
             self._count(failed_batches=1)
             self.log(
@@ -290,6 +316,7 @@ class PartitionGenerator:
             batch_number=batch_number,
             samples=samples,
             generator=generator,
+            provenance=provenance,
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         self._count(
@@ -299,14 +326,20 @@ class PartitionGenerator:
             self.report.written_paths.append(path)
         self._log_progress()
 
+    def _plan(self, batch_number: int, attempt: int) -> CallPlan:
+        return plan_call(
+            self.date, self.data_type, batch_number, attempt, self.strata, self.scenarios
+        )
+
     def _call(
         self,
         batch_number: int,
         wanted: int,
-        seed: int,
+        plan: CallPlan,
         usage: dict[str, Any],
         budget_factor: int,
     ) -> _CallOutcome:
+        seed = plan.seed
         request = build_request(
             self.data_type,
             self.settings,
@@ -315,6 +348,7 @@ class PartitionGenerator:
             wanted=wanted,
             seed=seed,
             budget_factor=budget_factor,
+            plan=plan,
         )
         self._count(calls=1)
         usage["calls"] += 1
@@ -413,18 +447,48 @@ def build_request(
     wanted: int,
     seed: int,
     budget_factor: int = 1,
+    plan: CallPlan | None = None,
 ) -> ChatRequest:
     """The call that asks for `wanted` samples of batch `batch_number` (the benchmark's direct
-    loop sends exactly these)."""
+    loop sends exactly these); `plan` adds its stratum (prompt and schema) and scenario."""
+    stratum = plan.stratum if plan else None
+    schema = response_schema(data_type, wanted)
+    if stratum is not None:
+        items = schema["properties"]["samples"]
+        items["items"] = pin_schema(items["items"], stratum)
     return ChatRequest(
         model=settings.model,
-        messages=build_messages(data_type, wanted, examples, batch_number=batch_number),
-        schema=response_schema(data_type, wanted),
+        messages=build_messages(
+            data_type,
+            wanted,
+            examples,
+            batch_number=batch_number,
+            stratum=stratum,
+            scenario=plan.scenario if plan else None,
+        ),
+        schema=schema,
         temperature=settings.temperature,
         top_p=settings.top_p,
         top_k=settings.top_k,
         seed=seed,
         max_tokens=budget_factor * token_budget(wanted, settings.max_tokens_per_sample),
+    )
+
+
+def plan_call(
+    date: str,
+    data_type: str,
+    batch_number: int,
+    attempt: int,
+    strata: StrataTable | None,
+    scenarios: ScenarioLists | None,
+) -> CallPlan:
+    """The stratum and scenario of one call: reproducible per call, different per retry."""
+    seed = call_seed(date, data_type, batch_number, attempt)
+    return CallPlan(
+        seed=seed,
+        stratum=strata.draw(date, batch_number, attempt) if strata else None,
+        scenario=scenarios.draw(seed) if scenarios else None,
     )
 
 
