@@ -15,7 +15,13 @@ from unwritten_pipeline.lib.export.bundle import (
     multitask_module,
 )
 from unwritten_pipeline.lib.export.parity import multitask_parity, personality_parity, tokenize
-from unwritten_pipeline.lib.export.tflite import RECIPES, RecipeError, TFLiteRunner, check_recipe
+from unwritten_pipeline.lib.export.tflite import (
+    PERSONALITY_MAX_BYTES,
+    RECIPES,
+    RecipeError,
+    TFLiteRunner,
+    check_recipe,
+)
 from unwritten_pipeline.lib.inputs import probe_texts_version
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
@@ -54,6 +60,9 @@ class PersonalityExportConfig(ParityThresholds):
     compare_recipes: list[str] = Field(
         default_factory=lambda: ["int8_dynamic"], description="also measured"
     )
+    max_bytes: int = Field(
+        default=PERSONALITY_MAX_BYTES, description="phone budget of the shipped file (reported)"
+    )
 
 
 @dg.asset(
@@ -62,7 +71,7 @@ class PersonalityExportConfig(ParityThresholds):
     deps=[PERSONALITY_MODEL, PERSONALITY_TOKENS],
     group_name=GROUP,
     kinds={"tflite"},
-    code_version="2",
+    code_version="3",  # 3: the encoder projector folded into input_proj
     check_specs=[dg.AssetCheckSpec(PARITY, asset=PERSONALITY_TFLITE, blocking=True)],
 )
 def personality_tflite(
@@ -114,8 +123,15 @@ def personality_tflite(
         markdown_table(("recipe", "MB", "min cosine", "top-5 agreement"), rows),
         passed,
         _numbers(shipped)
-        | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference},
+        | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference}
+        | _size_budget(paths[config.recipe], config.max_bytes),
     )
+
+
+def _size_budget(shipped: Path, max_bytes: int) -> dict:
+    """The shipped file against the phone budget: reported beside parity, not blocking."""
+    size = shipped.stat().st_size
+    return {"bytes": size, "max_bytes": max_bytes, "within_size_budget": size <= max_bytes}
 
 
 class MultiTaskExportConfig(ParityThresholds):
