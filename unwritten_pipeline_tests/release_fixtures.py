@@ -33,6 +33,9 @@ MODEL_CHAIN = [
     multitask_tflite,
 ]
 EXPORT_CHAIN = [*MODEL_CHAIN, personality_coreml, multitask_coreml, benchmark_report]
+# multitask_model config for chains trained on a few sentiment / personality samples: the heads
+# under the minimum per head are disabled (the demo's setting), not a failed run
+FEW_SAMPLES = {"min_train_samples": 4, "disable_heads_below_minimum": True}
 
 SENTIMENT_LABELS = ["positive", "neutral", "negative"]
 

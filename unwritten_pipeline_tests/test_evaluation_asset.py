@@ -24,7 +24,7 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import write_validated_splits
 from unwritten_pipeline_tests.instance_helpers import observe_sources
-from unwritten_pipeline_tests.release_fixtures import MODEL_CHAIN
+from unwritten_pipeline_tests.release_fixtures import FEW_SAMPLES, MODEL_CHAIN
 
 ASSETS = [*MODEL_CHAIN, model_evaluation]
 GOLDEN_LIMIT = 60
@@ -32,7 +32,7 @@ RUN_CONFIG = {
     "ops": {
         "fusechat_soft_labels": {"config": {"max_samples": 40}},
         "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
-        "multitask_model": {"config": {"epochs": 1, "batch_size": 8}},
+        "multitask_model": {"config": {"epochs": 1, "batch_size": 8, **FEW_SAMPLES}},
         "multitask_tflite": {
             "config": {"recipe": "float", "compare_recipes": [], "parity_samples": 8}
         },

@@ -29,14 +29,14 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import write_validated
 from unwritten_pipeline_tests.instance_helpers import observe_sources
-from unwritten_pipeline_tests.release_fixtures import EXPORT_CHAIN, write_evaluation
+from unwritten_pipeline_tests.release_fixtures import EXPORT_CHAIN, FEW_SAMPLES, write_evaluation
 
 ASSETS = [*EXPORT_CHAIN, model_release]
 TRAIN = {
     "fusechat_soft_labels": {"config": {"max_samples": 40}},
     "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
     # trained enough that quantization does not flip near-tied sentiment logits
-    "multitask_model": {"config": {"epochs": 4, "batch_size": 8}},
+    "multitask_model": {"config": {"epochs": 4, "batch_size": 8, **FEW_SAMPLES}},
     "benchmark_report": {"config": {"runs": 20, "warmup": 2}},
 }
 GATE = ("export_parity", "device_targets", "golden_quality", "shadow_comparison")
@@ -179,7 +179,7 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
     third = run(
         [multitask_model, multitask_tflite, multitask_coreml, benchmark_report, model_release],
         {
-            "multitask_model": {"config": {"epochs": 2, "batch_size": 4, "seed": 7}},
+            "multitask_model": {"config": {"epochs": 2, "batch_size": 4, "seed": 7, **FEW_SAMPLES}},
             "multitask_tflite": {"config": {"recipe": "float", "compare_recipes": []}},
         },
     )

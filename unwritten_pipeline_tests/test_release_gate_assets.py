@@ -26,7 +26,7 @@ from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import write_validated
 from unwritten_pipeline_tests.instance_helpers import observe_sources
-from unwritten_pipeline_tests.release_fixtures import EXPORT_CHAIN, write_evaluation
+from unwritten_pipeline_tests.release_fixtures import EXPORT_CHAIN, FEW_SAMPLES, write_evaluation
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,12 @@ def trained(tmp_path_factory):
                 "fusechat_soft_labels": {"config": {"max_samples": 40}},
                 "personality_model": {"config": {"epochs": 1, "batch_size": 16}},
                 "multitask_model": {
-                    "config": {"encoder": str(encoder), "epochs": 1, "batch_size": 8}
+                    "config": {
+                        "encoder": str(encoder),
+                        "epochs": 1,
+                        "batch_size": 8,
+                        **FEW_SAMPLES,
+                    }
                 },
                 # the branches of the gate are under test here, not quantization
                 "multitask_tflite": {"config": {"recipe": "float", "compare_recipes": []}},

@@ -8,7 +8,12 @@ from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
-from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError, train_from_splits
+from unwritten_pipeline.lib.multitask.pipeline import (
+    SplitsMissingError,
+    TooLittleDataError,
+    train_from_splits,
+)
+from unwritten_pipeline.lib.multitask.tasks import UnknownHeadError
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
 from unwritten_pipeline.lib.personality.embeddings import EncoderError
 from unwritten_pipeline.lib.report import markdown_table, png_markdown
@@ -35,9 +40,25 @@ class MultiTaskModelConfig(dg.Config):
         default=MultiTaskConfig.full_finetune,
         description="train every encoder weight instead of a LoRA adapter",
     )
+    head_hidden: int = MultiTaskConfig.head_hidden
+    head_dropout: float = MultiTaskConfig.head_dropout
+    disabled_heads: list[str] = Field(
+        default=list(MultiTaskConfig.disabled_heads),
+        description="heads left out of the model and of every export",
+    )
+    min_train_samples: int = Field(
+        default=MultiTaskTrainConfig.min_train_samples,
+        description="training examples a head needs; under it the run fails naming the head",
+    )
+    disable_heads_below_minimum: bool = Field(
+        default=MultiTaskTrainConfig.disable_heads_below_minimum,
+        description="disable (and report) a head under min_train_samples instead of failing",
+    )
     epochs: int = MultiTaskTrainConfig.epochs
     batch_size: int = MultiTaskTrainConfig.batch_size
     lr: float = MultiTaskTrainConfig.lr
+    head_out_lr_scale: float = MultiTaskTrainConfig.head_out_lr_scale
+    balance_classes: bool = MultiTaskTrainConfig.balance_classes
     weight_decay: float = MultiTaskTrainConfig.weight_decay
     max_length: int = MultiTaskConfig.max_length
     seed: int = MultiTaskTrainConfig.seed
@@ -53,9 +74,14 @@ class MultiTaskModelConfig(dg.Config):
 def multitask_model(
     context: dg.AssetExecutionContext, config: MultiTaskModelConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
-    """One text encoder with a LoRA adapter and eight heads — personality, sentiment,
+    """One text encoder with a LoRA adapter and eight MLP heads — personality, sentiment,
     relationship, quality, emotional_capacity, tension_potential, authenticity, hook_value —
-    trained on training_splits.
+    trained on training_splits, each head started at the encoder's zero-shot answer.
+
+    A head with fewer than `min_train_samples` training examples fails the run (the message
+    names the head and its count) unless it is in `disabled_heads`, or
+    `disable_heads_below_minimum` is set; a disabled head is absent from the saved model and
+    every export, and listed in the metadata.
 
     Files under `<data_root>/multitask_model/`: adapter/ + heads.safetensors (the trained parts),
     merged/ (LoRA merged into the encoder, ready for export, with tokenizer), tokenizer/,
@@ -88,7 +114,7 @@ def multitask_model(
         run = train_from_splits(
             splits_dir, out_dir, model_config, train_config, lineage=lineage, log=context.log.info
         )
-    except (SplitsMissingError, EncoderError) as exc:
+    except (SplitsMissingError, TooLittleDataError, UnknownHeadError, EncoderError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     png = curves_png(run.result.history)
     write_bytes_atomic(out_dir / "training_curves.png", png)
@@ -104,11 +130,17 @@ def multitask_model(
                 markdown_table(("head", "train", "validation", "test"), counts)
             ),
             "heads_without_data": dg.MetadataValue.json(run.heads_without_data),
+            "shipped_heads": dg.MetadataValue.json(
+                [h for h in run.counts if h not in run.disabled_heads]
+            ),
+            "disabled_heads": dg.MetadataValue.json(run.disabled_heads),
+            "data_minimum": _minimum_summary(config, run.disabled_heads),
             "test_metrics": dg.MetadataValue.json(run.metrics),
             "trainable_parameters": run.trainable,
             "total_parameters": run.total,
             "trainable_share": dg.MetadataValue.float(round(run.trainable / run.total, 5)),
             "best_epoch": run.result.best_epoch,
+            "zero_shot_val_loss": dg.MetadataValue.float(run.result.initial_val_loss),
             "best_val_loss": dg.MetadataValue.float(run.result.best_val_loss),
             "train_samples_per_s": dg.MetadataValue.float(round(run.result.samples_per_s, 2)),
             "train_seconds": dg.MetadataValue.float(round(run.result.seconds, 2)),
@@ -125,3 +157,13 @@ def multitask_model(
         },
         data_version=dg.DataVersion(files["merged_weights_sha256"][:24]),
     )
+
+
+def _minimum_summary(config: MultiTaskModelConfig, disabled: dict[str, str]) -> str:
+    """One visible line: the minimum in force and what it disabled."""
+    rule = (
+        "heads under it disabled" if config.disable_heads_below_minimum else "heads under it fail"
+    )
+    left_out = ", ".join(disabled) or "none"
+    minimum = config.min_train_samples
+    return f"min {minimum} training samples per head ({rule}); disabled: {left_out}"

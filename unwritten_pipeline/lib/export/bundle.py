@@ -15,7 +15,7 @@ from unwritten_pipeline.lib.export.tflite import (
     quantize,
 )
 from unwritten_pipeline.lib.multitask.artifacts import load_merged
-from unwritten_pipeline.lib.multitask.tasks import HEADS, OCEAN, SENTIMENT_LABELS
+from unwritten_pipeline.lib.multitask.tasks import OCEAN, SENTIMENT_LABELS, heads_named
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 
@@ -91,7 +91,7 @@ def export_multitask(
                     if h.kind == "classification"
                     else f"sigmoid x {h.scale:g}",
                 }
-                for h in HEADS
+                for h in heads_named(module.heads)
             ],
             "labels": {"sentiment": list(SENTIMENT_LABELS), "personality": list(OCEAN)},
             "encoder": config["model"]["encoder"],
@@ -119,7 +119,7 @@ def probe_outputs(
     )
     parts = [1 / (1 + np.exp(-logits))]
     outputs = run_multitask(TFLiteRunner(multitask), tokenize(tokenizer, texts, max_length))
-    for head in HEADS:
+    for head in heads_named(outputs):
         value = outputs[head.name]
         parts.append(
             torch.softmax(torch.from_numpy(value), -1).numpy()

@@ -16,7 +16,7 @@ import torch
 
 from unwritten_pipeline.lib.export.parity import cosine, run_multitask, tokenize, torch_multitask
 from unwritten_pipeline.lib.export.tflite import TFLiteRunner
-from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.multitask.tasks import HEADS_BY_NAME, heads_named
 
 Outputs = dict[str, dict[str, np.ndarray]]  # model → output name → N × k, 0-1 scale
 
@@ -35,7 +35,7 @@ def prepare_inputs(texts: list[str], encoder, tokenizer, length: int) -> Release
 
 def _unit_multitask(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     unit = {}
-    for head in HEADS:
+    for head in heads_named(outputs):
         value = outputs[head.name]
         unit[head.name] = (
             torch.softmax(torch.from_numpy(value), -1).numpy()
@@ -114,7 +114,11 @@ def shadow_figures(candidate: Outputs, shipped: Outputs) -> dict[str, dict]:
     """Candidate vs shipped release on the same probe texts, per model."""
     figures = {}
     for model in candidate:
-        diffs = [np.abs(v - shipped[model][k]).reshape(-1) for k, v in candidate[model].items()]
+        diffs = [  # outputs both have: a head disabled in one of them is not compared
+            np.abs(v - shipped[model][k]).reshape(-1)
+            for k, v in candidate[model].items()
+            if k in shipped[model]
+        ]
         entry = {
             "n": int(len(next(iter(candidate[model].values())))),
             "mean_difference": float(np.concatenate(diffs).mean()),
@@ -138,4 +142,4 @@ def head_slice(outputs: Outputs, rows: slice) -> Outputs:
 
 
 def _is_classification(name: str) -> bool:
-    return any(h.name == name and h.kind == "classification" for h in HEADS)
+    return name in HEADS_BY_NAME and HEADS_BY_NAME[name].kind == "classification"

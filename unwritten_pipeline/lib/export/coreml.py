@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from unwritten_pipeline.lib.multitask.model import activate
-from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.multitask.tasks import heads_named
 from unwritten_pipeline.lib.storage.files import atomic_output
 
 
@@ -153,7 +153,10 @@ class _MultiTaskTuple(nn.Module):
         hidden = encoder.encoder(hidden, attention_mask=additive).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return tuple(activate(h.name, self.module.heads[h.name](pooled)) for h in HEADS)
+        return tuple(
+            activate(h.name, self.module.heads[h.name](pooled))
+            for h in heads_named(self.module.heads)
+        )
 
 
 def multitask_program(
@@ -172,10 +175,10 @@ def multitask_program(
             ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
             ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
         ],
-        [ct.TensorType(name=h.name) for h in HEADS],
+        [ct.TensorType(name=h.name) for h in heads_named(module.heads)],
         ct.target.iOS17,
     )
-    mlmodel.short_description = "Unwritten multi-task model (8 heads)"
+    mlmodel.short_description = f"Unwritten multi-task model ({len(module.heads)} heads)"
     mlmodel.user_defined_metadata.update(metadata)
     return _save_package(mlmodel, out_path)
 

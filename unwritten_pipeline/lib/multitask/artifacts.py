@@ -9,13 +9,19 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from unwritten_pipeline.lib.multitask.heads import head_state
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig, MultiTaskModel
-from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.multitask.tasks import enabled_heads
 from unwritten_pipeline.lib.report import new_figure, png_bytes
 from unwritten_pipeline.lib.storage.files import atomic_output, read_json
 
+HEAD_ARCHITECTURE = (
+    "L2-normalise → x + Linear(GELU(Linear(x))) → Linear (lib/multitask/heads.py MLPHead)"
+)
+
 
 def heads_config(config: MultiTaskConfig) -> dict:
+    """The model settings and the heads it has (disabled heads are not listed)."""
     return {
         "model": config.as_dict(),
         "heads": [
@@ -27,8 +33,9 @@ def heads_config(config: MultiTaskConfig) -> dict:
                 "meaning": h.meaning,
                 "trained_on": list(h.sources),
                 "field": h.field,
+                "architecture": HEAD_ARCHITECTURE,
             }
-            for h in HEADS
+            for h in enabled_heads(config.disabled_heads)
         ],
     }
 
@@ -43,12 +50,7 @@ def save_model(out_dir: Path, model: MultiTaskModel, tokenizer, extra: dict) -> 
     """
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        heads = {
-            f"{name}.{k}": v.contiguous()
-            for name, head in model.heads.items()
-            for k, v in head.state_dict().items()
-        }
-        save_file(heads, str(tmp / "heads.safetensors"))
+        save_file(head_state(model.heads), str(tmp / "heads.safetensors"))
         (tmp / "multitask_config.json").write_text(
             json.dumps({**heads_config(model.config), **extra}, indent=2)
         )
@@ -79,7 +81,8 @@ def load_tokenizer(directory: Path):
 
 
 def load_merged(directory: Path):
-    """(plain encoder with LoRA merged, heads state, config) — what the exporters start from."""
+    """(plain encoder with LoRA merged, heads state, tokenizer, config) — what the exporters start
+    from. `lib/multitask/heads.heads_from_state` turns the heads state into modules."""
     from transformers import AutoModel, AutoTokenizer
 
     merged = directory / "merged"

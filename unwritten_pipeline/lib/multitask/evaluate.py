@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from unwritten_pipeline.lib.multitask.model import MultiTaskModel, activate
-from unwritten_pipeline.lib.multitask.tasks import HEADS, OCEAN, SENTIMENT_LABELS, Example
+from unwritten_pipeline.lib.multitask.tasks import OCEAN, SENTIMENT_LABELS, Example, heads_named
 
 TRAIT_TOLERANCE = 0.15  # the seed's definition: |error| < 0.15 counts as correct
 
@@ -42,9 +42,10 @@ def evaluate_heads(
     train: dict[str, list[Example]],
     max_length: int,
 ) -> dict[str, dict]:
-    """{head: {metric: value, "baseline_<metric>": value, "n": count}} for heads with test data."""
+    """{head: {metric: value, "baseline_<metric>": value, "n": count}} for the model's heads with
+    test data."""
     metrics = {}
-    for head in HEADS:
+    for head in heads_named(model.heads):
         examples = test.get(head.name) or []
         if not examples:
             continue

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from unwritten_pipeline.lib.multitask.tasks import HEADS
+from unwritten_pipeline.lib.multitask.heads import MLPHead
+from unwritten_pipeline.lib.multitask.tasks import HEADS_BY_NAME, enabled_heads
 from unwritten_pipeline.lib.personality.embeddings import (
     DEFAULT_ENCODER,
     EncoderError,
@@ -32,6 +33,9 @@ class MultiTaskConfig:
     target_modules: tuple[str, ...] | None = None  # None: detected from the encoder's module names
     max_length: int = 128
     full_finetune: bool = False  # train every encoder weight instead of a LoRA adapter
+    head_hidden: int = 128  # width of each head's MLP
+    head_dropout: float = 0.1
+    disabled_heads: tuple[str, ...] = ()  # heads left out of the model and every export
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +122,12 @@ class MultiTaskModel(nn.Module):
             )
             self.encoder = get_peft_model(base, lora)
         hidden = base.config.hidden_size
-        self.heads = nn.ModuleDict({head.name: nn.Linear(hidden, head.size) for head in HEADS})
+        self.heads = nn.ModuleDict(
+            {
+                head.name: MLPHead(hidden, head.size, config.head_hidden, config.head_dropout)
+                for head in enabled_heads(config.disabled_heads)
+            }
+        )
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -137,6 +146,22 @@ class MultiTaskModel(nn.Module):
             return self.heads[task](pooled)
         return {name: head(pooled) for name, head in self.heads.items()}
 
+    def encode_texts(self, tokenizer, texts) -> torch.Tensor:
+        """L2-normalised pooled embeddings of `texts` (no gradient): the zero-shot space."""
+        training = self.training
+        self.eval()
+        batch = tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            pooled = self.pool(batch["input_ids"], batch["attention_mask"])
+        self.train(training)
+        return nn.functional.normalize(pooled, dim=-1)
+
     def trainable_share(self) -> tuple[int, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return trainable, sum(p.numel() for p in self.parameters())
@@ -144,5 +169,5 @@ class MultiTaskModel(nn.Module):
 
 def activate(head_name: str, raw: torch.Tensor) -> torch.Tensor:
     """What the app sees: sigmoid × scale for regression heads, logits for sentiment."""
-    head = next(h for h in HEADS if h.name == head_name)
+    head = HEADS_BY_NAME[head_name]
     return raw if head.kind == "classification" else torch.sigmoid(raw) * head.scale

@@ -110,6 +110,28 @@ HEADS: tuple[Head, ...] = (
     ),
 )
 HEAD_NAMES = tuple(h.name for h in HEADS)
+HEADS_BY_NAME = {h.name: h for h in HEADS}
+
+
+class UnknownHeadError(ValueError):
+    pass
+
+
+def enabled_heads(disabled: tuple[str, ...] | list[str] = ()) -> tuple[Head, ...]:
+    """HEADS without the disabled ones (HEADS order); an unknown name is an error."""
+    unknown = sorted(set(disabled) - set(HEAD_NAMES))
+    if unknown:
+        raise UnknownHeadError(
+            f"disabled_heads names {', '.join(unknown)}: not a head "
+            f"(heads: {', '.join(HEAD_NAMES)})"
+        )
+    return tuple(h for h in HEADS if h.name not in disabled)
+
+
+def heads_named(names) -> tuple[Head, ...]:
+    """The heads among `names` (e.g. the keys of a loaded model's heads), in HEADS order."""
+    present = set(names)
+    return tuple(h for h in HEADS if h.name in present)
 
 
 @dataclass(frozen=True)
