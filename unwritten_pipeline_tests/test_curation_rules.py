@@ -288,3 +288,162 @@ def test_a_sample_can_break_several_rules(seed_dir):
         "irony.gap_below_threshold",
         "capacity.irony_response_type",
     }
+
+
+# ---- an adversarial rule set --------------------------------------------------------------
+# Samples written to break a rule in ways a keyword check on the reasoning text misses (the
+# wording names a limit: "goes beyond", "later", "his only friend", "can't"), and valid samples
+# worded to trip one ("full support", no limitation word at all). Each row: the case, the
+# sample's numbers, and the reason codes the rules must give (empty: accept).
+
+
+def _ea(seed_dir, base, impacts, stated, needed, provided, constraint):
+    return "emotional_authenticity", _capacity_sample(
+        seed_dir, base, impacts, stated, needed, provided, constraint
+    )
+
+
+ADVERSARIAL = {
+    # emotional_authenticity, breaking X+2 / crisis / arithmetic
+    "over-support worded 'goes beyond'": (
+        lambda d: _ea(
+            d, 3.0, [-1.0], 2.0, 7.0, 6.0, "She goes beyond what she can manage tonight."
+        ),
+        {"capacity.x_plus_2"},
+    ),
+    "over-support worded 'later'": (
+        lambda d: _ea(
+            d, 3.0, [-1.0], 2.0, 6.5, 6.5, "She will be exhausted later, but gives every hour now."
+        ),
+        {"capacity.x_plus_2"},
+    ),
+    "over-support worded 'his only friend'": (
+        lambda d: _ea(d, 4.0, [-1.0], 3.0, 8.0, 7.0, "She is his only friend, so she carries it."),
+        {"capacity.x_plus_2"},
+    ),
+    "crisis capacity with support provided 3": (
+        lambda d: _ea(d, 2.0, [-1.5], 0.5, 3.0, 3.0, "She can't really, but she listens anyway."),
+        {"capacity.x_plus_2", "capacity.crisis_support"},
+    ),
+    "crisis capacity, support inside X+2 but above 1": (
+        lambda d: _ea(d, 1.0, [0.0], 1.0, 2.0, 1.5, "Nothing left: she only manages a short call."),
+        {"capacity.crisis_support"},
+    ),
+    "effective capacity off by 0.2": (
+        lambda d: _ea(
+            d, 5.0, [-1.0, 0.5], 4.3, 5.0, 5.0, "She stays steady and listens with care."
+        ),
+        {"capacity.effective_mismatch"},
+    ),
+    "clipping ignored (stated -0.5 would be below the scale, so 0.5 instead of 0)": (
+        lambda d: _ea(d, 1.0, [-1.5], 0.5, 2.0, 0.5, "She texts back one word and switches off."),
+        {"capacity.effective_mismatch"},
+    ),
+    # emotional_authenticity, valid but worded to trip a keyword check
+    "valid: reasoning says 'full support' of a small kind": (
+        lambda d: _ea(
+            d, 3.0, [-1.0], 2.0, 6.0, 3.0, "She gives her full support in the one way left to her."
+        ),
+        set(),
+    ),
+    "valid: no limitation word, numbers within X+2": (
+        lambda d: _ea(
+            d, 3.0, [-1.0], 2.0, 7.0, 4.0, "She makes tea and texts his brother to come."
+        ),
+        set(),
+    ),
+    "valid: crisis, token support of exactly 1": (
+        lambda d: _ea(
+            d, 2.0, [-2.0], 0.0, 8.0, 1.0, "Without any limit to her love, she calls 999."
+        ),
+        set(),
+    ),
+    "valid: high capacity gives full support": (
+        lambda d: _ea(d, 8.0, [1.5], 9.5, 9.0, 9.0, "Nothing holds her back; she is all there."),
+        set(),
+    ),
+    # dramatic_irony
+    "irony: growth claimed at capacity 3": (
+        lambda d: ("dramatic_irony", _irony(d, 3.0, "growth", 0.5)),
+        {"capacity.irony_response_type"},
+    ),
+    "irony: tone_deaf with a misguided-sized impact": (
+        lambda d: ("dramatic_irony", _irony(d, 2.0, "tone_deaf", -0.45)),
+        {"irony.impact_out_of_band"},
+    ),
+    "irony: misguided at capacity 7.5": (
+        lambda d: ("dramatic_irony", _irony(d, 7.5, "misguided", -0.3)),
+        {"capacity.irony_response_type"},
+    ),
+    "valid irony: growth at the band edges": (
+        lambda d: ("dramatic_irony", _irony(d, 7.0, "growth", 0.3)),
+        set(),
+    ),
+    # tension_building
+    "tension: contradiction paid off in 4.5 weeks": (
+        lambda d: ("tension_building", _tension(d, "contradiction", 4.5)),
+        {"tension.payoff_timeline"},
+    ),
+    "tension: stakes escalation after 2.5 weeks": (
+        lambda d: ("tension_building", _tension(d, "stakes_escalation", 2.5)),
+        {"tension.payoff_timeline"},
+    ),
+    "valid tension: contradiction at 8 weeks": (
+        lambda d: ("tension_building", _tension(d, "contradiction", 8.0)),
+        set(),
+    ),
+    # memory_resonance
+    "resonance: trauma trigger weighted 0.9": (
+        lambda d: ("memory_resonance", _resonance(d, "past_trauma_trigger", 0.9)),
+        {"resonance.weight_mismatch"},
+    ),
+    "valid resonance: growth callback 0.7": (
+        lambda d: ("memory_resonance", _resonance(d, "emotional_growth_callback", 0.7)),
+        set(),
+    ),
+}
+
+
+def _tension(seed_dir, tension_type, weeks):
+    return {
+        **seed(seed_dir, "tension_building"),
+        "tension_type": tension_type,
+        "payoff_timeline_weeks": weeks,
+    }
+
+
+def _resonance(seed_dir, resonance_type, weight):
+    return {
+        **seed(seed_dir, "memory_resonance"),
+        "resonance_type": resonance_type,
+        "resonance_weight": weight,
+    }
+
+
+@pytest.mark.parametrize("case", ADVERSARIAL)
+def test_adversarial_case_gets_exactly_its_reasons(seed_dir, case):
+    build, expected = ADVERSARIAL[case]
+    data_type, sample = build(seed_dir)
+    assert set(codes(data_type, sample)) == expected
+
+
+def test_adversarial_set_precision_and_recall_of_rejection_are_1(seed_dir):
+    true_pos = false_pos = false_neg = 0
+    for build, expected in ADVERSARIAL.values():
+        rejected = bool(codes(*build(seed_dir)))
+        true_pos += rejected and bool(expected)
+        false_pos += rejected and not expected
+        false_neg += not rejected and bool(expected)
+    precision = true_pos / (true_pos + false_pos)
+    recall = true_pos / (true_pos + false_neg)
+    assert (precision, recall) == (1.0, 1.0)
+    assert true_pos == 13 and sum(not e for _, e in ADVERSARIAL.values()) == 7
+
+
+def test_what_the_numbers_cannot_show_goes_to_the_judge(seed_dir):
+    """The valid samples worded unusually still need a reader: the judge is asked to confirm
+    the limitation or the refusal the numbers call for."""
+    no_limit_word = ADVERSARIAL["valid: no limitation word, numbers within X+2"][0](seed_dir)
+    assert judge_requirements(*no_limit_word) == ("authentic_limitation",)
+    crisis = ADVERSARIAL["valid: crisis, token support of exactly 1"][0](seed_dir)
+    assert judge_requirements(*crisis) == ("declines_support", "authentic_limitation")
