@@ -11,6 +11,7 @@ from unwritten_pipeline.defs.generation.definitions import generation_defs
 from unwritten_pipeline.defs.multitask.definitions import multitask_defs
 from unwritten_pipeline.defs.personality.definitions import personality_defs
 from unwritten_pipeline.defs.scaleout.definitions import scaleout_defs
+from unwritten_pipeline.defs.student.definitions import student_defs
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.llm import LLMResource
@@ -24,6 +25,7 @@ def build_defs() -> dg.Definitions:
         curation_defs(),
         personality_defs(),
         multitask_defs(),
+        student_defs(),
         export_defs(),
         evaluation_defs(),
         dialogue_defs(),

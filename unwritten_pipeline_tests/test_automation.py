@@ -57,6 +57,7 @@ BLOCKING_CHECKS = {
     "multitask_tflite": "parity",
     "personality_coreml": "weights_parity",
     "multitask_coreml": "spec",
+    "student_tflite": "parity",
     "model_release": "export_parity",
 }
 
@@ -125,6 +126,9 @@ PERSONALITY_SIDE = [
         "benchmark_report",
         "model_release",
         "model_evaluation",
+        # the student distils on the FuseChat turns too
+        "multitask_student",
+        "student_tflite",
     }
 ]
 
@@ -160,6 +164,8 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
             "multitask_model",
             "multitask_tflite",
             "multitask_coreml",
+            "multitask_student",
+            "student_tflite",
             "benchmark_report",
             "model_release",
             "model_evaluation",

@@ -34,6 +34,8 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "model_evaluation",
         "personality_coreml",
         "multitask_coreml",
+        "multitask_student",
+        "student_tflite",
         "seed_examples",
         "probe_texts",
         "dialogue_sft_dataset",

@@ -140,7 +140,7 @@ def test_snapped_weights_compute_what_qat_trained():
     train_student(
         model,
         _random_distill_set(64, 60, 12),
-        StudentTrainConfig(epochs=2, qat_epochs=2, batch_size=16),
+        StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16),
         log=lambda _: None,
     )
     ids = torch.randint(5, 60, (4, 12))
@@ -164,7 +164,7 @@ def test_qat_student_exports_to_int4_litert_with_parity(tmp_path):
     model = _small_student()
     data = _random_distill_set(64, 60, 12)
     train_student(
-        model, data, StudentTrainConfig(epochs=2, qat_epochs=2, batch_size=16), log=lambda _: None
+        model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
     )
     snap_to_grid(model, 4)
     module = StudentExport(model).eval()

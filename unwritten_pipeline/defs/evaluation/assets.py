@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.defs.export.keys import STUDENT_TFLITE
 from unwritten_pipeline.lib.evaluation.golden import GoldenSetError, golden_paths
 from unwritten_pipeline.lib.evaluation.results import EvaluationFileError, summary_markdown
 from unwritten_pipeline.lib.evaluation.run import EvaluationError, EvaluationInputs, evaluate
@@ -18,7 +19,12 @@ from unwritten_pipeline.lib.personality.embeddings import (
 from unwritten_pipeline.lib.personality.tokens import TokenFileError
 from unwritten_pipeline.lib.report import png_markdown
 from unwritten_pipeline.lib.storage.files import sha256_file
-from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
+from unwritten_pipeline.lib.storage.layout import (
+    MULTITASK_MODEL,
+    MULTITASK_STUDENT,
+    PERSONALITY_MODEL,
+    STUDENT_EXPORT,
+)
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -52,6 +58,8 @@ class EvaluationConfig(dg.Config):
         "multitask_tflite",
         "personality_tflite",
         "personality_tokens",
+        MULTITASK_STUDENT,
+        STUDENT_TFLITE,
     ],
     group_name=GROUP,
     kinds={"json"},
@@ -64,7 +72,8 @@ def model_evaluation(
     embeddings: EmbeddingResource,
 ) -> dg.MaterializeResult:
     """Golden-set accuracy, macro-F1 and confusion matrix (sentiment), per-trait AUC of keyed
-    Big Five items, and test-split metrics for the float models and every LiteRT recipe, beside
+    Big Five items, and test-split metrics for the float models and every LiteRT recipe (the
+    on-device student's too, when it has been trained), beside
     the majority-class, VADER and encoder zero-shot baselines. Writes `evaluation/evaluation.json`
     (read it with `lib.evaluation.results.load_evaluation`); see docs/evaluation.md."""
     default_sentiment, default_personality = golden_paths(store.inputs)
@@ -79,6 +88,8 @@ def model_evaluation(
         sentiment_golden=Path(config.sentiment_golden or default_sentiment),
         personality_golden=Path(config.personality_golden or default_personality),
         out_dir=layout.evaluation_dir,
+        student_dir=layout.model_dir(MULTITASK_STUDENT),
+        student_exports=layout.export_dir(STUDENT_EXPORT),
     )
     try:
         model_encoder = embeddings.open()

@@ -9,6 +9,9 @@ PERSONALITY_TFLITE = "personality_tflite"
 MULTITASK_TFLITE = "multitask_tflite"
 PERSONALITY_COREML = "personality_coreml"
 MULTITASK_COREML = "multitask_coreml"
+# the on-device student (defs/student): its LiteRT export replaces multitask.tflite in the release
+# when it passes the student checks (docs/student.md)
+STUDENT_TFLITE = "student_tflite"
 BENCHMARK_REPORT = "benchmark_report"
 # written by the evaluation stage (defs/evaluation): golden-set and test metrics, baselines
 MODEL_EVALUATION = "model_evaluation"

@@ -2,7 +2,9 @@
 
 Candidates: the float PyTorch models (`multitask_float`, `personality_float`) and every LiteRT
 file the export assets wrote (`multitask_tflite/<recipe>`, `personality_tflite/<recipe>`, recipe
-names as in `lib/export/tflite.RECIPES`; `float` is the unquantized LiteRT conversion).
+names as in `lib/export/tflite.RECIPES`; `float` is the unquantized LiteRT conversion). When the
+on-device student exists: `student_float` (its PyTorch module as exported) and
+`student_tflite/<recipe>`, run exactly like the multi-task model (same inputs and outputs).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from unwritten_pipeline.lib.export.parity import run_multitask, tokenize, torch_multitask
 from unwritten_pipeline.lib.export.tflite import RECIPES, MultiTaskExport, TFLiteRunner
 
-MULTITASK, PERSONALITY = "multitask", "personality"
+MULTITASK, PERSONALITY, STUDENT = "multitask", "personality", "student"
 
 
 def float_name(model: str) -> str:

@@ -18,6 +18,7 @@ from unwritten_pipeline.lib.evaluation.baselines import Encoder
 from unwritten_pipeline.lib.evaluation.candidates import (
     MULTITASK,
     PERSONALITY,
+    STUDENT,
     export_name,
     exported_recipes,
     float_name,
@@ -46,6 +47,8 @@ from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.tokens import load_tokens
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
+from unwritten_pipeline.lib.student.artifacts import WEIGHTS_FILE
+from unwritten_pipeline.lib.student.export import student_modules
 
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_PLOT = "confusion.png"
@@ -66,6 +69,8 @@ class EvaluationInputs:
     sentiment_golden: Path
     personality_golden: Path
     out_dir: Path
+    student_dir: Path | None = None  # the on-device student; scored when it has been trained
+    student_exports: Path | None = None
 
 
 @dataclass
@@ -198,7 +203,41 @@ def _multitask_candidates(
     run: EvaluationRun,
     log,
 ) -> dict:
+    def scored(outputs) -> dict:
+        return score_multitask(outputs, sentiment, items, test)
+
     module, tokenizer, _ = multitask_module(inputs.multitask_dir)
+    weights = inputs.multitask_dir / "merged" / "model.safetensors"
+    models = _text_candidates(
+        MULTITASK,
+        module,
+        tokenizer,
+        weights,
+        inputs.multitask_exports,
+        run,
+        log,
+        scored,
+        max_length,
+    )
+    student_weights = inputs.student_dir / WEIGHTS_FILE if inputs.student_dir else None
+    if student_weights is not None and student_weights.is_file() and inputs.student_exports:
+        student, _, student_tokenizer, _ = student_modules(inputs.student_dir)
+        models |= _text_candidates(
+            STUDENT,
+            student,
+            student_tokenizer,
+            student_weights,
+            inputs.student_exports,
+            run,
+            log,
+            scored,
+            max_length,
+        )
+    return models
+
+
+def _text_candidates(kind, module, tokenizer, weights, exports, run, log, scored, max_length):
+    """A text-in multi-task model (the teacher or the student) and its LiteRT recipes."""
 
     def score(path: Path | None) -> dict:
         def outputs(texts):
@@ -206,10 +245,9 @@ def _multitask_candidates(
                 return multitask_float_outputs(module, tokenizer, texts, max_length)
             return multitask_tflite_outputs(path, tokenizer, texts, max_length)
 
-        return score_multitask(outputs, sentiment, items, test)
+        return scored(outputs)
 
-    weights = inputs.multitask_dir / "merged" / "model.safetensors"
-    return _candidates(run, log, MULTITASK, weights, inputs.multitask_exports, score)
+    return _candidates(run, log, kind, weights, exports, score)
 
 
 def _personality_candidates(

@@ -22,7 +22,7 @@ from unwritten_pipeline.lib.multitask.tasks import HEADS
 class StudentConfig:
     vocab_size: int
     dim: int = 256
-    head_hidden: int = 128  # each head: Linear(dim, head_hidden) → ReLU → Dropout → Linear
+    head_hidden: int = 128  # inner width of each head's residual MLP (the teacher's)
     dropout: float = 0.1
     layers: int = 0  # small transformer layers over the token embeddings before pooling
     attention_pooling: bool = False  # learned attention weights instead of the masked mean
@@ -56,10 +56,20 @@ class QuantEmbedding(nn.Embedding):
         return nn.functional.embedding(ids, weight, self.padding_idx)
 
 
-def mlp_head(dim: int, hidden: int, size: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
-        QuantLinear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), QuantLinear(hidden, size)
-    )
+class StudentHead(nn.Module):
+    """The teacher's head shape (lib/multitask/heads.py): a residual MLP, then the output layer —
+    h = x + down(dropout(gelu(up(x)))), out = W h + b."""
+
+    def __init__(self, dim: int, size: int, inner: int, dropout: float):
+        super().__init__()
+        self.up = QuantLinear(dim, inner)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(dropout)
+        self.down = QuantLinear(inner, dim)
+        self.out = QuantLinear(dim, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(x + self.down(self.dropout(self.act(self.up(x)))))
 
 
 class StudentModel(nn.Module):
@@ -80,7 +90,7 @@ class StudentModel(nn.Module):
         self.attention = QuantLinear(config.dim, 1) if config.attention_pooling else None
         self.heads = nn.ModuleDict(
             {
-                h.name: mlp_head(config.dim, config.head_hidden, h.size, config.dropout)
+                h.name: StudentHead(config.dim, h.size, config.head_hidden, config.dropout)
                 for h in HEADS
             }
         )

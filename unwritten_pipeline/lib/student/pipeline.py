@@ -39,6 +39,7 @@ from unwritten_pipeline.lib.student.train import (
 )
 from unwritten_pipeline.lib.student.vocab import (
     VOCAB_FILE,
+    PrunedVocab,
     build_vocab,
     oov_rate,
     student_tokenizer,
@@ -150,21 +151,114 @@ def tokenize_all(tokenizer, texts: list[str], max_length: int) -> tuple[np.ndarr
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 
-def init_from_teacher(model: StudentModel, teacher_module, teacher_ids: tuple[int, ...]) -> None:
-    """Start each kept token's vector from the teacher's input embedding of the same token,
-    projected to the student's width by PCA (model2vec-style, without the full forward pass)."""
-    table = teacher_module.encoder.get_input_embeddings().weight.detach()[list(teacher_ids)]
+def teacher_token_vectors(
+    teacher_module, tokenizer, teacher_ids: tuple[int, ...], batch_size: int = 256
+) -> torch.Tensor:
+    """Each kept token run through the teacher's encoder alone ([CLS] token [SEP]), mean-pooled
+    like a sentence: the model2vec recipe for static embeddings."""
+    encoder = teacher_module.encoder
+    vectors = []
+    with torch.no_grad():
+        for start in range(0, len(teacher_ids), batch_size):
+            ids = torch.tensor(teacher_ids[start : start + batch_size]).unsqueeze(1)
+            cls = torch.full_like(ids, tokenizer.cls_token_id)
+            sep = torch.full_like(ids, tokenizer.sep_token_id)
+            input_ids = torch.cat([cls, ids, sep], dim=1)
+            hidden = encoder(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids)
+            ).last_hidden_state
+            vectors.append(hidden.mean(1))
+    return torch.cat(vectors)
+
+
+def init_from_teacher(
+    model: StudentModel, teacher_module, tokenizer, teacher_ids: tuple[int, ...]
+) -> None:
+    """Start each kept token's vector from the teacher's encoding of that token, reduced to the
+    student's width by PCA (model2vec-style distillation)."""
+    table = teacher_token_vectors(teacher_module, tokenizer, teacher_ids)
     centred = table - table.mean(0, keepdim=True)
     dim = model.config.dim
-    if dim <= centred.shape[1]:
+    if dim <= min(centred.shape):
         _, _, v = torch.pca_lowrank(centred, q=dim, center=False)
         projected = centred @ v[:, :dim]
     else:
-        projected = torch.nn.functional.pad(centred, (0, dim - centred.shape[1]))
+        projected = torch.nn.functional.pad(centred, (0, max(0, dim - centred.shape[1])))[:, :dim]
     projected = projected / projected.std().clamp(min=1e-8) * 0.1
     with torch.no_grad():
         model.embedding.weight.copy_(projected)
         model.embedding.weight[0].zero_()  # [PAD]
+
+
+@dataclass
+class Teaching:
+    """Every text, the teacher's answers on them, and the labelled examples of each split."""
+
+    texts: list[str]
+    counts: dict[str, int]
+    outputs: dict[str, np.ndarray]  # head → N × k, activated (what the teacher's export answers)
+    teacher: torch.nn.Module
+    tokenizer: object
+    config: dict
+    examples: dict[str, dict[str, list[Example]]]
+    seconds: float
+    max_length: int
+
+
+def teach(
+    sources: StudentSources, max_length: int, min_texts: int, log: Callable[[str], None] = print
+) -> Teaching:
+    texts, counts = collect_texts(sources)
+    if len(texts) < min_texts:
+        raise TooFewTextsError(
+            f"only {len(texts)} distinct texts ({counts}) under {sources.splits_dir.parent}; the "
+            f"student needs at least min_texts={min_texts}: generate more data or lower min_texts"
+        )
+    teacher, tokenizer, config = multitask_module(sources.teacher_dir)
+    started = time.perf_counter()
+    outputs = multitask_float_outputs(teacher, tokenizer, texts, max_length)
+    seconds = time.perf_counter() - started
+    log(f"teacher answered {len(texts)} texts in {seconds:.1f} s ({counts})")
+    examples = load_split_examples(sources.splits_dir)
+    return Teaching(
+        texts, counts, outputs, teacher, tokenizer, config, examples, seconds, max_length
+    )
+
+
+@dataclass
+class StudentSetup:
+    model: StudentModel
+    tokenizer: object
+    vocab: PrunedVocab
+    data: DistillSet
+    oov: dict
+
+
+def set_up_student(
+    teaching: Teaching, model_config: dict, max_vocab: int | None, vocab_path: Path
+) -> StudentSetup:
+    """Pruned vocabulary (written to `vocab_path`), its tokenizer, the student initialised from
+    the teacher's embeddings, and the tokenized distillation set."""
+    vocab = build_vocab(teaching.tokenizer, teaching.texts, max_vocab)
+    test_texts = [e.text for items in teaching.examples["test"].values() for e in items]
+    write_vocab(vocab, vocab_path)
+    tokenizer = student_tokenizer(vocab_path, _lowercase(teaching.tokenizer))
+    model = StudentModel(
+        StudentConfig(vocab_size=len(vocab), max_length=teaching.max_length, **model_config)
+    )
+    init_from_teacher(model, teaching.teacher, teaching.tokenizer, vocab.teacher_ids)
+    data = DistillSet(
+        *tokenize_all(tokenizer, teaching.texts, teaching.max_length),
+        teaching.outputs,
+        hard_labels(teaching.texts, teaching.examples),
+    )
+    return StudentSetup(
+        model, tokenizer, vocab, data, oov_rate(teaching.tokenizer, vocab, test_texts)
+    )
+
+
+def _lowercase(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "do_lower_case", True))
 
 
 def train_student_from_teacher(
@@ -176,60 +270,53 @@ def train_student_from_teacher(
     lineage: dict,
     max_vocab: int | None = None,
     min_texts: int = MIN_TEXTS,
+    max_length: int = StudentConfig.max_length,
     log: Callable[[str], None] = print,
 ) -> StudentRun:
-    """`model_config`: StudentConfig fields except vocab_size (fixed by the pruned vocabulary)."""
-    texts, counts = collect_texts(sources)
-    if len(texts) < min_texts:
-        raise TooFewTextsError(
-            f"only {len(texts)} distinct texts ({counts}) under {sources.splits_dir.parent}; the "
-            f"student needs at least min_texts={min_texts}: generate more data or lower min_texts"
-        )
-    teacher, teacher_tokenizer, teacher_config = multitask_module(sources.teacher_dir)
-    max_length = model_config.get("max_length", StudentConfig.max_length)
-    started = time.perf_counter()
-    teacher_out = multitask_float_outputs(teacher, teacher_tokenizer, texts, max_length)
-    teacher_seconds = time.perf_counter() - started
-    log(f"teacher answered {len(texts)} texts in {teacher_seconds:.1f} s ({counts})")
-    vocab = build_vocab(teacher_tokenizer, texts, max_vocab)
-    examples = load_split_examples(sources.splits_dir)
-    test_texts = [e.text for items in examples["test"].values() for e in items]
-    oov = oov_rate(teacher_tokenizer, vocab, test_texts)
-    vocab_path = write_vocab(vocab, out_dir.with_name(f".{out_dir.name}-{VOCAB_FILE}"))
-    lowercase = bool(getattr(teacher_tokenizer, "do_lower_case", True))
-    tokenizer = student_tokenizer(vocab_path, lowercase)
-    model = StudentModel(StudentConfig(vocab_size=len(vocab), **model_config))
-    init_from_teacher(model, teacher, vocab.teacher_ids)
-    data = DistillSet(
-        *tokenize_all(tokenizer, texts, max_length), teacher_out, hard_labels(texts, examples)
-    )
-    log(f"student: {len(vocab)} tokens, {model.parameter_count():,} parameters")
-    result = train_student(model, data, train_config, log=log)
+    """`model_config`: StudentConfig fields except vocab_size and max_length."""
+    teaching = teach(sources, max_length, min_texts, log)
+    vocab_path = out_dir.with_name(f".{out_dir.name}-{VOCAB_FILE}")
+    setup = set_up_student(teaching, model_config, max_vocab, vocab_path)
+    model = setup.model
+    log(f"student: {len(setup.vocab)} tokens, {model.parameter_count():,} parameters")
+    result = train_student(model, setup.data, train_config, log=log)
     metrics = {
         "student": evaluate_heads(
-            model, tokenizer, examples["test"], examples["train"], max_length
+            model,
+            setup.tokenizer,
+            teaching.examples["test"],
+            teaching.examples["train"],
+            max_length,
         ),
         "teacher": _teacher_metrics(sources.teacher_dir),
     }
     weights = save_student(
         out_dir,
         model,
+        result.float_state,
         vocab_path,
         {
-            "lowercase": lowercase,
+            "lowercase": _lowercase(teaching.tokenizer),
             "training": train_config.as_dict(),
-            "texts": counts,
-            "oov_test": oov,
+            "texts": teaching.counts,
+            "oov_test": setup.oov,
             "lineage": {
                 **lineage,
-                "teacher": _teacher_version(sources.teacher_dir, teacher_config),
+                "teacher": _teacher_version(sources.teacher_dir, teaching.config),
             },
         },
     )
     vocab_path.unlink()
     write_json_atomic(out_dir / "metrics.json", {"test": metrics, "history": result.history})
     return StudentRun(
-        result, counts, len(vocab), oov, metrics, model.parameter_count(), teacher_seconds, weights
+        result,
+        teaching.counts,
+        len(setup.vocab),
+        setup.oov,
+        metrics,
+        model.parameter_count(),
+        teaching.seconds,
+        weights,
     )
 
 

@@ -23,15 +23,16 @@ CLASSIFICATION = {h.name for h in HEADS if h.kind == "classification"}
 @dataclass(frozen=True)
 class StudentTrainConfig:
     epochs: int = 30  # float distillation
-    qat_epochs: int = 10  # then with fake-quantized weights
+    qat_epochs: int = 10  # then with fake-quantized weights, learning the float student's outputs
     bits: int | None = 4  # None: no QAT (float training only)
     batch_size: int = 32
     lr: float = 3e-3
-    qat_lr: float = 1e-3
+    qat_lr: float = 5e-4
     weight_decay: float = 0.0
     temperature: float = 2.0  # sentiment logits are compared at this temperature
     hard_weight: float = 1.0  # hard-label loss beside the distillation loss
     grad_clip: float = 1.0
+    embedding_lr_scale: float = 1.0  # 0 keeps the teacher-initialised token vectors frozen
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -58,6 +59,7 @@ class StudentTrainResult:
     seconds: float = 0.0
     float_seconds: float = 0.0
     qat_seconds: float = 0.0
+    float_state: dict | None = None  # the float student (before QAT): the INT4 file's reference
 
 
 def _batch(data: DistillSet, index: list[int]):
@@ -67,7 +69,11 @@ def _batch(data: DistillSet, index: list[int]):
     return ids[:, :length], mask[:, :length]
 
 
-def _head_loss(name: str, raw: torch.Tensor, teacher: torch.Tensor, temperature: float):
+def _head_loss(name: str, raw: torch.Tensor, teacher: torch.Tensor, temperature: float | None):
+    """temperature None: match the logits themselves (QAT against the float student, where
+    near-ties must keep their order)."""
+    if name in CLASSIFICATION and temperature is None:
+        return nn.functional.mse_loss(raw, teacher)
     if name in CLASSIFICATION:
         target = torch.softmax(teacher / temperature, -1)
         log_probs = torch.log_softmax(raw / temperature, -1)
@@ -87,15 +93,20 @@ def _hard_loss(name: str, raw: torch.Tensor, index: list[int], labels: dict[int,
 
 
 def distillation_loss(
-    model: StudentModel, data: DistillSet, index: list[int], config: StudentTrainConfig
+    model: StudentModel,
+    data: DistillSet,
+    index: list[int],
+    config: StudentTrainConfig,
+    temperature: float | None,
 ) -> torch.Tensor:
     """Sum over heads of the distillation loss on every text of the batch, plus the weighted
     hard-label loss on the texts that have a label for that head."""
     raw = model(*_batch(data, index))
     total = torch.zeros(())
     for name, value in raw.items():
-        teacher = torch.from_numpy(data.teacher[name][index]).float()
-        total = total + _head_loss(name, value, teacher, config.temperature)
+        if name in data.teacher:  # a head the teacher has disabled learns from labels only
+            teacher = torch.from_numpy(data.teacher[name][index]).float()
+            total = total + _head_loss(name, value, teacher, temperature)
         hard = _hard_loss(name, value, index, data.hard.get(name, {}))
         if hard is not None:
             total = total + config.hard_weight * hard
@@ -109,12 +120,19 @@ def _phase(
     epochs: int,
     lr: float,
     label: str,
+    temperature: float | None,
     result: StudentTrainResult,
     log: Callable[[str], None],
 ) -> None:
     rng = random.Random(config.seed + len(result.history))
     steps = epochs * math.ceil(len(data) / config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    embedding = [model.embedding.weight]
+    others = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    optimizer = torch.optim.AdamW(
+        [{"params": embedding, "lr": lr * config.embedding_lr_scale}, {"params": others}],
+        lr=lr,
+        weight_decay=config.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     model.train()
     for epoch in range(1, epochs + 1):
@@ -123,7 +141,7 @@ def _phase(
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            loss = distillation_loss(model, data, index, config)
+            loss = distillation_loss(model, data, index, config, temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -146,11 +164,18 @@ def train_student(
     result = StudentTrainResult()
     started = time.perf_counter()
     model.set_quantization(None)
-    _phase(model, data, config, config.epochs, config.lr, "float", result, log)
+    _phase(model, data, config, config.epochs, config.lr, "float", config.temperature, result, log)
     result.float_seconds = time.perf_counter() - started
+    result.float_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if config.bits is not None and config.qat_epochs > 0:
+        # QAT learns what the float student answers (not the teacher again): its job is that
+        # the INT4 weights compute the float model, not to keep fitting
+        float_answers = student_outputs(model, data.input_ids, data.attention_mask)
+        self_distill = DistillSet(data.input_ids, data.attention_mask, float_answers)
         model.set_quantization(config.bits)
-        _phase(model, data, config, config.qat_epochs, config.qat_lr, "qat", result, log)
+        _phase(
+            model, self_distill, config, config.qat_epochs, config.qat_lr, "qat", None, result, log
+        )
     result.seconds = time.perf_counter() - started
     result.qat_seconds = result.seconds - result.float_seconds
     return result

@@ -1,0 +1,307 @@
+"""`multitask_student` (distilled, INT4-QAT student of `multitask_model`) and `student_tflite`
+(its LiteRT exports with the blocking parity check); see docs/student.md."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_TFLITE
+from unwritten_pipeline.lib.config import dataclass_from
+from unwritten_pipeline.lib.export.lineage import export_record, training_record
+from unwritten_pipeline.lib.export.parity import (
+    multitask_parity,
+    run_multitask,
+    tokenize,
+    torch_multitask,
+)
+from unwritten_pipeline.lib.export.tflite import TFLiteRunner
+from unwritten_pipeline.lib.multitask.pipeline import SplitsMissingError
+from unwritten_pipeline.lib.personality.fusechat import SourceError
+from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file
+from unwritten_pipeline.lib.storage.layout import (
+    MULTITASK_MODEL,
+    MULTITASK_STUDENT,
+    STUDENT_EXPORT,
+)
+from unwritten_pipeline.lib.student.artifacts import WEIGHTS_FILE, StudentFileError
+from unwritten_pipeline.lib.student.export import (
+    COMPARED_RECIPES,
+    SHIPPED_RECIPE,
+    TOKENIZER_VOCAB,
+    argmax_agreement,
+    export_student,
+    student_modules,
+)
+from unwritten_pipeline.lib.student.model import StudentConfig
+from unwritten_pipeline.lib.student.pipeline import (
+    MIN_TEXTS,
+    StudentSources,
+    TooFewTextsError,
+    fusechat_texts,
+    train_student_from_teacher,
+)
+from unwritten_pipeline.lib.student.train import StudentTrainConfig
+from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, VocabularyError
+from unwritten_pipeline.resources.storage import ArtifactStore
+
+GROUP = "student"
+OOV_RATE = "oov_rate"
+PARITY = "parity"
+
+
+class StudentAssetConfig(dg.Config):
+    """Run config of multitask_student; defaults live in StudentConfig / StudentTrainConfig."""
+
+    dim: int = StudentConfig.dim
+    head_hidden: int = StudentConfig.head_hidden
+    layers: int = Field(default=StudentConfig.layers, description="transformer layers (0: none)")
+    attention_pooling: bool = StudentConfig.attention_pooling
+    max_length: int = StudentConfig.max_length
+    max_vocab: int | None = Field(
+        default=None, description="keep only the N most frequent pieces (None: every piece seen)"
+    )
+    min_texts: int = Field(default=MIN_TEXTS, description="refuse to train on fewer texts")
+    epochs: int = StudentTrainConfig.epochs
+    qat_epochs: int = StudentTrainConfig.qat_epochs
+    bits: int | None = Field(
+        default=StudentTrainConfig.bits, description="QAT weight bits (None: no QAT)"
+    )
+    batch_size: int = StudentTrainConfig.batch_size
+    lr: float = StudentTrainConfig.lr
+    hard_weight: float = StudentTrainConfig.hard_weight
+    seed: int = StudentTrainConfig.seed
+    max_oov_rate: float = Field(default=0.05, description="test-split OOV rate above which warn")
+
+
+@dg.asset(
+    automation_condition=REBUILD,
+    name=MULTITASK_STUDENT,
+    deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(OOV_RATE, asset=MULTITASK_STUDENT)],
+)
+def multitask_student(
+    context: dg.AssetExecutionContext, config: StudentAssetConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """A phone-sized student of multitask_model: WordPiece vocabulary pruned to the project's
+    text, static token embeddings (initialised from the teacher's), mean pooling, eight MLP
+    heads; distilled from the teacher's outputs on every text (splits, rejected generated
+    samples, FuseChat turns) plus the hard labels, then INT4 quantization-aware training.
+
+    Files under `<data_root>/multitask_student/`: student.safetensors, student_config.json
+    (with the teacher's weights sha256), vocab.txt, metrics.json. Check `oov_rate`: share of the
+    test split's word pieces the pruned vocabulary maps to [UNK].
+    """
+    values = config.model_dump()
+    model_fields = {k: values[k] for k in ("dim", "head_hidden", "layers", "attention_pooling")}
+    splits_lineage_path = store.layout.splits_dir / "lineage.json"
+    if not splits_lineage_path.is_file():
+        raise dg.Failure(
+            description=f"{splits_lineage_path} does not exist; materialize training_splits first"
+        )
+    lineage = training_record(
+        context.asset_key.to_user_string(),
+        context.run.run_id,
+        context.assets_def.code_versions_by_key.get(context.asset_key),
+        {"training_splits": {"data_version": read_json(splits_lineage_path)["data_version"]}},
+    )
+    out_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    try:
+        run = train_student_from_teacher(
+            StudentSources.from_layout(store.layout, MULTITASK_MODEL),
+            out_dir,
+            model_fields,
+            dataclass_from(StudentTrainConfig, values),
+            lineage=lineage,
+            max_vocab=config.max_vocab,
+            min_texts=config.min_texts,
+            max_length=config.max_length,
+            log=context.log.info,
+        )
+    except (TooFewTextsError, VocabularyError, SplitsMissingError, SourceError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    rows = _versus_teacher(run.metrics)
+    oov = run.oov["rate"]
+    return dg.MaterializeResult(
+        metadata={
+            "vs_teacher": dg.MetadataValue.md(
+                markdown_table(("head", "metric", "student", "teacher", "n"), rows)
+            ),
+            "texts": dg.MetadataValue.json(run.texts),
+            "vocab_size": run.vocab_size,
+            "parameters": run.parameters,
+            "oov_rate_test": dg.MetadataValue.float(oov),
+            "teacher_seconds": dg.MetadataValue.float(round(run.teacher_seconds, 2)),
+            "train_seconds": dg.MetadataValue.float(round(run.result.seconds, 2)),
+            "qat_seconds": dg.MetadataValue.float(round(run.result.qat_seconds, 2)),
+            "path": dg.MetadataValue.path(str(out_dir)),
+            "weights_sha256": sha256_file(run.weights),
+        },
+        data_version=dg.DataVersion(sha256_file(run.weights)[:24]),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=OOV_RATE,
+                passed=oov <= config.max_oov_rate,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "rate": dg.MetadataValue.float(oov),
+                    "pieces": run.oov["pieces"],
+                    "examples": dg.MetadataValue.json(run.oov["examples"]),
+                    "max_oov_rate": dg.MetadataValue.float(config.max_oov_rate),
+                },
+            )
+        ],
+    )
+
+
+def _versus_teacher(metrics: dict) -> list[tuple]:
+    rows = []
+    for head, student in metrics["student"].items():
+        teacher = metrics["teacher"].get(head, {})
+        for metric in ("accuracy", "mae"):
+            if metric in student:
+                rows.append(
+                    (
+                        head,
+                        metric,
+                        round(student[metric], 4),
+                        _rounded(teacher.get(metric)),
+                        student["n"],
+                    )
+                )
+    return rows
+
+
+def _rounded(value) -> float | str:
+    return round(value, 4) if isinstance(value, int | float) else "n/a"
+
+
+class StudentExportConfig(dg.Config):
+    min_cosine: float = Field(default=0.99, description="INT4 file vs PyTorch, per head")
+    min_argmax_agreement: float = Field(
+        default=0.99, description="sentiment argmax: INT4 file vs PyTorch, and vs float student"
+    )
+    max_mae_difference: float = Field(default=0.01, description="personality MAE vs PyTorch")
+    parity_texts: int = Field(default=500, description="texts compared (probes, test, FuseChat)")
+
+
+@dg.asset(
+    automation_condition=REBUILD,
+    name=STUDENT_TFLITE,
+    deps=[MULTITASK_STUDENT, PROBE_TEXTS],
+    group_name=GROUP,
+    kinds={"tflite"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(PARITY, asset=STUDENT_TFLITE, blocking=True)],
+)
+def student_tflite(
+    context: dg.AssetExecutionContext, config: StudentExportConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """The student as LiteRT: INT4 (dynamic, per-channel; shipped), INT8 and float to compare,
+    with vocab.txt, tokenizer_vocab.json and model_config.json beside them.
+
+    The blocking `parity` check, on ≥ `parity_texts` texts (probe texts, test split, FuseChat
+    turns): the INT4 file vs the PyTorch module it was converted from (cosine per head,
+    sentiment argmax, personality MAE), and the INT4 file's sentiment argmax vs the float
+    student's before QAT (`float_agreement`: QAT is what makes them agree)."""
+    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    out_dir = store.layout.export_dir(STUDENT_EXPORT)
+    try:
+        module, float_module, tokenizer, student_config = student_modules(model_dir)
+    except StudentFileError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    length = student_config["model"]["max_length"]
+    recipes = [SHIPPED_RECIPE, *COMPARED_RECIPES]
+    paths = export_student(model_dir, out_dir, recipes, length)
+    inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
+    results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
+    float_outputs = torch_multitask(float_module, inputs)
+    agreement = {
+        r: argmax_agreement(run_multitask(TFLiteRunner(p), inputs), float_outputs)
+        for r, p in paths.items()
+    }
+    shipped = results[SHIPPED_RECIPE]
+    parity_passed = (
+        shipped["cosine_min"] >= config.min_cosine
+        and shipped["sentiment_agreement"] >= config.min_argmax_agreement
+        and shipped["personality_mae_diff"] <= config.max_mae_difference
+        and shipped["n"] >= config.parity_texts
+    )
+    agreement_passed = agreement[SHIPPED_RECIPE] >= config.min_argmax_agreement
+    export_record(
+        store.layout.export_record(STUDENT_TFLITE),
+        asset=STUDENT_TFLITE,
+        run_id=context.run.run_id,
+        code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
+        files={
+            "multitask.tflite": paths[SHIPPED_RECIPE],
+            TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
+            VOCAB_FILE: out_dir / VOCAB_FILE,
+        },
+        parity={
+            "passed": parity_passed and agreement_passed,
+            "float_agreement": agreement[SHIPPED_RECIPE],
+            **_numbers(shipped),
+        },
+        model_asset=MULTITASK_STUDENT,
+        model_weights=model_dir / WEIGHTS_FILE,
+        model_lineage=student_config.get("lineage", {}),
+        interface={
+            "recipe": SHIPPED_RECIPE,
+            "model_config": read_json(out_dir / "model_config.json"),
+        },
+    )
+    rows = [
+        (
+            r,
+            round(p.stat().st_size / 1e6, 3),
+            round(results[r]["cosine_min"], 5),
+            round(results[r]["sentiment_agreement"], 4),
+            round(agreement[r], 4),
+            round(results[r]["personality_mae_diff"], 5),
+        )
+        for r, p in paths.items()
+    ]
+    header = ("recipe", "MB", "min cosine", "argmax vs PyTorch", "argmax vs float", "MAE diff")
+    sha256 = sha256_file(paths[SHIPPED_RECIPE])
+    return dg.MaterializeResult(
+        metadata={
+            "recipe": SHIPPED_RECIPE,
+            "recipes": dg.MetadataValue.md(markdown_table(header, rows)),
+            "path": dg.MetadataValue.path(str(paths[SHIPPED_RECIPE])),
+            "bytes": paths[SHIPPED_RECIPE].stat().st_size,
+            "sha256": sha256,
+        },
+        data_version=dg.DataVersion(sha256[:24]),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=PARITY,
+                passed=parity_passed and agreement_passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    **_numbers(shipped),
+                    "float_agreement": dg.MetadataValue.float(agreement[SHIPPED_RECIPE]),
+                    "min_argmax_agreement": dg.MetadataValue.float(config.min_argmax_agreement),
+                },
+            )
+        ],
+    )
+
+
+def _parity_texts(store: ArtifactStore, count: int) -> list[str]:
+    """Probe texts, then the test split's, then FuseChat turns, up to `count`."""
+    texts = list(read_json(store.probe_texts_path)["texts"])
+    test = store.layout.splits_dir / "test.parquet"
+    if test.is_file():
+        texts += pd.read_parquet(test)["text"].tolist()
+    if len(texts) < count:
+        texts += fusechat_texts(store.layout.soft_labels_dir)
+    return texts[:count]
+
+
+def _numbers(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if isinstance(v, int | float)}

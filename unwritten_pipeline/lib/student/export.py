@@ -1,0 +1,101 @@
+"""The student as LiteRT (float, INT4 shipped, INT8 to compare) and Core ML, with its
+model_config.json, the pruned vocab.txt and tokenizer_vocab.json (token → id, as the teacher's
+export writes it) beside the files.
+
+The LiteRT interface is the teacher's (`input_ids` / `attention_mask`, int32, 1 × max length; one
+activated output per head), so the app runs either model the same way; only the vocabulary
+differs.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from unwritten_pipeline.lib.export.tflite import convert_multitask, quantize
+from unwritten_pipeline.lib.multitask.tasks import HEADS, OCEAN, SENTIMENT_LABELS
+from unwritten_pipeline.lib.storage.files import write_json_atomic
+from unwritten_pipeline.lib.student.artifacts import FLOAT_WEIGHTS_FILE, load_student
+from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
+from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, read_vocab_tokens
+
+TOKENIZER_VOCAB = "tokenizer_vocab.json"
+SHIPPED_RECIPE = "int4_dynamic"
+COMPARED_RECIPES = ("int8_dynamic",)
+
+
+def student_modules(model_dir: Path) -> tuple[nn.Module, nn.Module, object, dict]:
+    """(exported module: the trained weights, snapped to the INT4 grid when QAT ran,
+    float module: the float student before QAT, tokenizer, config)."""
+    model, tokenizer, config = load_student(model_dir)
+    bits = (config.get("training") or {}).get("bits")
+    if bits and (config.get("training") or {}).get("qat_epochs"):
+        snap_to_grid(model, bits)
+    float_model = (
+        load_student(model_dir, FLOAT_WEIGHTS_FILE)[0]
+        if (model_dir / FLOAT_WEIGHTS_FILE).is_file()
+        else copy.deepcopy(model)
+    )
+    return StudentExport(model).eval(), StudentExport(float_model).eval(), tokenizer, config
+
+
+def export_student(
+    model_dir: Path, out_dir: Path, recipes: list[str], max_length: int
+) -> dict[str, Path]:
+    """`student_float.tflite` + `student_<recipe>.tflite` per recipe, vocab files, config."""
+    module, _, tokenizer, config = student_modules(model_dir)
+    float_path = convert_multitask(module, max_length, out_dir / "student_float.tflite")
+    paths = {r: quantize(float_path, out_dir / f"student_{r}.tflite", r) for r in recipes}
+    tokens = read_vocab_tokens(model_dir / VOCAB_FILE)
+    shutil.copyfile(model_dir / VOCAB_FILE, out_dir / VOCAB_FILE)
+    (out_dir / VOCAB_FILE).chmod(0o644)
+    write_json_atomic(out_dir / TOKENIZER_VOCAB, {t: i for i, t in enumerate(tokens)})
+    write_json_atomic(
+        out_dir / "model_config.json", student_model_config(tokenizer, config, max_length)
+    )
+    return {"float": float_path, **paths}
+
+
+def student_model_config(tokenizer, config: dict, max_length: int) -> dict:
+    """What the app needs to run the student: inputs, tokenizer files and ids, outputs."""
+    return {
+        "model": "multitask",
+        "architecture": "student",
+        "input_length": max_length,
+        "inputs": [
+            {"name": "input_ids", "dtype": "int32", "shape": [1, max_length]},
+            {"name": "attention_mask", "dtype": "int32", "shape": [1, max_length]},
+        ],
+        "tokenizer": {
+            "type": "WordPiece (BERT basic tokenizer + greedy longest match)",
+            "vocab_file": TOKENIZER_VOCAB,
+            "vocab_txt": VOCAB_FILE,
+            "vocab_size": len(tokenizer),
+            "lowercase": config.get("lowercase", True),
+            "pad_token_id": tokenizer.pad_token_id,
+            "unk_token_id": tokenizer.unk_token_id,
+            "cls_token_id": tokenizer.cls_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+        },
+        "outputs": [
+            {
+                "name": h.name,
+                "shape": [1, h.size],
+                "meaning": h.meaning,
+                "activation": "logits" if h.kind == "classification" else f"sigmoid x {h.scale:g}",
+            }
+            for h in HEADS
+        ],
+        "labels": {"sentiment": list(SENTIMENT_LABELS), "personality": list(OCEAN)},
+        "student": config["model"],
+        "teacher": (config.get("lineage") or {}).get("teacher"),
+    }
+
+
+def argmax_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """Sentiment argmax agreement of two output sets on the same texts."""
+    return float((a["sentiment"].argmax(1) == b["sentiment"].argmax(1)).mean())
