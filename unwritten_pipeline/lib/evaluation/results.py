@@ -9,8 +9,10 @@ M = {"accuracy": float, "macro_f1": float, "confusion": [[int]], "labels": [str]
 P = {"mean_auc": float, "per_trait_auc": {trait: float}}
 ```
 Candidates: `multitask_float`, `multitask_tflite/<recipe>`, `personality_float`,
-`personality_tflite/<recipe>`. Multi-task candidates always carry M; PersonalityModel candidates
-have `"sentiment": null` (the model has no sentiment output). Strict JSON: no NaN/Infinity.
+`personality_tflite/<recipe>`, and the on-device student's `student_float`,
+`student_tflite/<recipe>`. Multi-task (and student) candidates always carry M;
+PersonalityModel candidates have `"sentiment": null` (the model has no sentiment output).
+Strict JSON: no NaN/Infinity.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from unwritten_pipeline.lib.multitask.tasks import OCEAN
 from unwritten_pipeline.lib.report import markdown_table
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 
-CANDIDATE = re.compile(r"^(multitask|personality)_(float|tflite/[a-z0-9_]+)$")
+CANDIDATE = re.compile(r"^(multitask|personality|student)_(float|tflite/[a-z0-9_]+)$")
 SENTIMENT_BASELINES = ("majority", "vader", "zero_shot")
 
 
@@ -93,7 +95,7 @@ class _Checker:
     def model(self, name: str, value) -> None:
         field = f"models.{name}"
         self.mapping(value, field, ("sentiment", "personality", "test_split"))
-        if name.startswith("multitask") or value["sentiment"] is not None:
+        if name.startswith(("multitask", "student")) or value["sentiment"] is not None:
             self.classification(value["sentiment"], f"{field}.sentiment")
         if value["personality"] is not None:
             self.auc(value["personality"], f"{field}.personality")
@@ -122,7 +124,8 @@ def validate_evaluation(payload, source: str = "evaluation") -> dict:
             check.fail(
                 f"models.{name}",
                 "unknown candidate name; expected multitask_float, multitask_tflite/<recipe>, "
-                "personality_float or personality_tflite/<recipe>",
+                "personality_float, personality_tflite/<recipe>, student_float or "
+                "student_tflite/<recipe>",
             )
         check.model(name, value)
     json.dumps(payload, allow_nan=False)  # any NaN hidden in test_split fails here
