@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Dialogue model benchmark: materialize training_splits and the dialogue chain on a data root
 that holds validated samples, then print the wall time of each step and the size / perplexity /
-tokens-per-second table of every GGUF and .pte (docs/dialogue.md has the measured figures).
+tokens-per-second / peak-memory table of every GGUF and .pte (docs/dialogue.md has the measured
+figures).
 
     python scripts/bench_dialogue.py --data-root ./data --epochs 2
+    python scripts/bench_dialogue.py --data-root ./data --start-at dialogue_gguf --pte fp32
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ import dagster as dg
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.dialogue.definitions import DIALOGUE_ASSETS
-from unwritten_pipeline.lib.dialogue.chain import VERIFICATION_FILE
-from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.dialogue.benchmark import benchmark_markdown
 from unwritten_pipeline.lib.storage.files import read_json
-from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 
@@ -30,38 +30,33 @@ def materialize(assets, store: ArtifactStore, run_config: dict) -> float:
     return time.monotonic() - started
 
 
-def table(layout: Layout) -> str:
-    rows = []
-    for folder in (layout.dialogue_gguf_dir, layout.dialogue_pte_dir):
-        for check in read_json(folder / VERIFICATION_FILE)["files"].values():
-            rows.append(
-                (
-                    check["file"],
-                    f"{check['bytes'] / 1e6:.1f}",
-                    f"{check['val_perplexity']:.3f}",
-                    f"{check.get('top1_agreement', float('nan')):.4f}",
-                    f"{check['prompt_tokens_per_s']:.1f}",
-                    f"{check['generation_tokens_per_s']:.2f}",
-                )
-            )
-    header = ("file", "MB", "val perplexity", "top-1 vs PyTorch", "prompt tok/s", "gen tok/s")
-    return markdown_table(header, rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-train-examples", type=int, default=0)
+    names = [a.key.to_user_string() for a in DIALOGUE_ASSETS]
+    parser.add_argument(
+        "--start-at", choices=names, help="skip the steps before (their files are there)"
+    )
+    parser.add_argument(
+        "--pte", nargs="+", help="pte_quantizations (default: 8da4w fp32; fp32 alone saves ~6 min)"
+    )
     args = parser.parse_args()
     store = ArtifactStore(data_root=str(args.data_root))
-    train = {"epochs": args.epochs, "max_train_examples": args.max_train_examples}
-    print(f"training_splits: {materialize([training_splits], store, {}):.1f} s")
-    for asset in DIALOGUE_ASSETS:
+    configs = {
+        "dialogue_model": {"epochs": args.epochs, "max_train_examples": args.max_train_examples}
+    }
+    if args.pte:
+        configs["dialogue_pte"] = {"pte_quantizations": args.pte}
+    steps = DIALOGUE_ASSETS[names.index(args.start_at) :] if args.start_at else DIALOGUE_ASSETS
+    if not args.start_at:
+        print(f"training_splits: {materialize([training_splits], store, {}):.1f} s")
+    for asset in steps:
         name = asset.key.to_user_string()
-        config = {"ops": {name: {"config": train}}} if name == "dialogue_model" else {}
+        config = {"ops": {name: {"config": configs[name]}}} if name in configs else {}
         print(f"{name}: {materialize([asset], store, config):.1f} s", flush=True)
-    print(table(store.layout))
+    print(benchmark_markdown(read_json(store.layout.dialogue_manifest)["benchmark"]))
 
 
 if __name__ == "__main__":

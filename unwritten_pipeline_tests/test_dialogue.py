@@ -27,6 +27,11 @@ from unwritten_pipeline.lib.dialogue.base_model import (
     load_tokenizer,
     resolve_base_model,
 )
+from unwritten_pipeline.lib.dialogue.benchmark import (
+    MAX_PERPLEXITY_INCREASE,
+    PERPLEXITY_METRIC,
+    SHIPPED_GGUF,
+)
 from unwritten_pipeline.lib.dialogue.gguf_export import (
     CONVERTER_DIR,
     CONVERTER_VERSION_FILE,
@@ -35,8 +40,20 @@ from unwritten_pipeline.lib.dialogue.gguf_export import (
     check_toolchain,
     load_llama,
 )
+from unwritten_pipeline.lib.dialogue.pte_export import PteError, check_executorch
+from unwritten_pipeline.lib.dialogue.release import (
+    NOT_BUILT,
+    DialogueManifestError,
+    DialogueRelease,
+    dialogue_markdown,
+    dialogue_release,
+)
 from unwritten_pipeline.lib.dialogue.train import DialogueTrainConfig
-from unwritten_pipeline.lib.storage.files import read_json, sha256_file
+from unwritten_pipeline.lib.export import release as release_lib
+from unwritten_pipeline.lib.export.lineage import lineage_lines, release_lineage
+from unwritten_pipeline.lib.export.release import build_release, verify_release
+from unwritten_pipeline.lib.export.release_diff import release_diff
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import SEED_DIR, write_validated
@@ -154,6 +171,26 @@ def test_converter_missing_or_of_another_version_is_refused(tmp_path):
     assert check_toolchain(CONVERTER_DIR).name == "convert_hf_to_gguf.py"
 
 
+def test_runtime_versions_other_than_the_pinned_ones_are_refused_by_name(monkeypatch):
+    import importlib.metadata
+
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "__version__", "0.3.40")
+    with pytest.raises(
+        ToolchainError, match=r"installed llama-cpp-python is version 0\.3\.40, expected 0\.3\.36"
+    ):
+        check_toolchain(CONVERTER_DIR)
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "1.4.0" if name == "executorch" else real_version(name),
+    )
+    with pytest.raises(PteError, match=r"executorch is 1\.4\.0, expected 1\.5\.1"):
+        check_executorch()
+
+
 # --- tiny-config round trip ---------------------------------------------------------------------
 
 
@@ -243,17 +280,158 @@ def test_tiny_round_trip_through_gguf_and_pte_passes_its_checks(tiny_chain):
 
 
 @pytest.mark.slow
-def test_manifest_lists_every_file_with_sha256_and_lineage(tiny_chain):
+def test_manifest_lists_the_shipped_files_with_their_verification_benchmark_and_lineage(
+    tiny_chain,
+):
     layout, _, _ = tiny_chain
     manifest = read_json(layout.dialogue_manifest)
     paths = {f["path"]: f for f in manifest["files"]}
     shipped_pte = read_json(layout.dialogue_pte_dir / chain.VERIFICATION_FILE)["shipped"]
-    assert {"gguf/dialogue-f16.gguf", "gguf/dialogue-q4_k_m.gguf"} <= set(paths)
-    assert [p for p in paths if p.startswith("pte/")] == [f"pte/dialogue-{shipped_pte}.pte"]
-    assert "model/tokenizer.json" in paths and "model/chat_template.jinja" in paths
+    assert set(paths) == {
+        "gguf/dialogue-q8_0.gguf",
+        "gguf/dialogue-q4_k_m.gguf",
+        f"pte/dialogue-{shipped_pte}.pte",
+        *(f"model/{name}" for name in chain.TOKENIZER_FILES),
+    }
     for entry in manifest["files"]:
         assert sha256_file(layout.dialogue_dir / entry["path"]) == entry["sha256"]
+    q4 = paths["gguf/dialogue-q4_k_m.gguf"]["verification"]
+    assert q4["max"] == MAX_PERPLEXITY_INCREASE["q4_k_m"]
+    assert q4["passed"] == (q4["value"] <= q4["max"])
+    assert paths[f"pte/dialogue-{shipped_pte}.pte"]["verification"]["min"] == 0.99
+    rows = {r["file"]: r for r in manifest["benchmark"]}
+    assert set(rows) == {
+        *(f"dialogue-{k}.gguf" for k in ("f16", "q8_0", "q4_k_m")),
+        *(f"dialogue-{k}.pte" for k in ("8da4w", "fp32")),
+    }
+    for row in rows.values():  # a child process loaded the file and generated
+        assert row["peak_rss_mb"] > row["model_rss_mb"] > 0, row
+        assert row["prompt_tokens_per_s"] > 0 and row["generation_tokens_per_s"] > 0
+    lineage = manifest["lineage"]
     splits_lineage = read_json(layout.splits_dir / "lineage.json")
-    assert manifest["lineage"]["training_splits_version"] == splits_lineage["data_version"]
-    keys = {p["partition_key"] for p in manifest["lineage"]["partitions"]}
+    assert lineage["training_splits_version"] == splits_lineage["data_version"]
+    assert lineage["model"]["asset"] == "dialogue_model" and lineage["model"]["trained_at"]
+    keys = {p["partition_key"] for p in lineage["partitions"]}
     assert f"emotional_authenticity|{DATE}" in keys
+
+
+# --- in the release ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dialogue_root(tiny_chain, tmp_path) -> Layout:
+    """A copy of the tiny chain's dialogue files and splits lineage: a test may break them."""
+    layout, _, _ = tiny_chain
+    copy = Layout(tmp_path / "root")
+    shutil.copytree(layout.dialogue_dir, copy.dialogue_dir)
+    return copy
+
+
+def _release(layout: Layout, dialogue: DialogueRelease) -> Path:
+    """A release as model_release writes one: the classifier files plus the dialogue files, the
+    dialogue block and lineage."""
+    tflite = layout.root / "m.tflite"
+    tflite.write_bytes(b"tflite")
+    return build_release(
+        layout.releases_dir,
+        {"m.tflite": tflite, **dialogue.files},
+        interface={},
+        lineage=release_lineage({}, dialogue.lineage if dialogue.files else None),
+        metrics={},
+        promote=True,
+        extra={"dialogue": dialogue.summary()},
+    )
+
+
+@pytest.mark.slow
+def test_release_ships_the_verified_dialogue_files_with_lineage_and_diff(dialogue_root):
+    layout = dialogue_root
+    before = _release(layout, DialogueRelease("not built"))
+    dialogue = dialogue_release(layout)
+    assert dialogue.status == "shipped" and dialogue.refused == {}
+    manifest = read_json(layout.dialogue_manifest)
+    expected = {f"dialogue/{Path(f['path']).name}": f["sha256"] for f in manifest["files"]}
+    after = _release(layout, dialogue)
+    assert verify_release(after) == []
+    shipped = read_json(after / "manifest.json")
+    assert {n: e["sha256"] for n, e in shipped["files"].items() if n in expected} == expected
+    assert shipped["dialogue"]["status"] == "shipped"
+    assert {r["file"] for r in shipped["dialogue"]["benchmark"]} >= {"dialogue-q4_k_m.gguf"}
+    lineage = shipped["lineage"]["dialogue"]
+    assert f"emotional_authenticity|{DATE}" in {
+        p["partition_key"] for p in lineage["generation_partitions"]
+    }
+    assert (
+        shipped["lineage"]["assets"]["dialogue_model"]["data_version"]
+        == (manifest["lineage"]["merged_weights_sha256"][:24])
+    )
+    assert any("dialogue model  merged weights sha256" in line for line in lineage_lines(after))
+    diff = release_diff(before, after)
+    size = shipped["files"]["dialogue/dialogue-q4_k_m.gguf"]["bytes"]
+    assert f"| dialogue/dialogue-q4_k_m.gguf | — | {size} | added |" in diff
+    assert "| status | not built | shipped | changed |" in diff
+    assert "peak_rss_mb" in diff
+
+
+@pytest.mark.slow
+def test_a_dialogue_file_that_failed_its_verification_is_not_shipped(dialogue_root, monkeypatch):
+    layout = dialogue_root
+    measured = read_json(layout.dialogue_gguf_dir / chain.VERIFICATION_FILE)["files"]["q4_k_m"]
+    increase = measured[PERPLEXITY_METRIC]
+    # a tolerance the measured q4_k_m increase exceeds: the manifest records the failure
+    monkeypatch.setitem(MAX_PERPLEXITY_INCREASE, "q4_k_m", increase - 0.001)
+    chain.write_manifest(layout)
+    dialogue = dialogue_release(layout)
+    assert "dialogue/dialogue-q4_k_m.gguf" not in dialogue.files
+    assert "dialogue/dialogue-q8_0.gguf" in dialogue.files and dialogue.status == "shipped"
+    reason = dialogue.refused["dialogue/dialogue-q4_k_m.gguf"]
+    assert reason.startswith(f"{PERPLEXITY_METRIC} {increase} is above the maximum")
+    release = read_json(_release(layout, dialogue) / "manifest.json")
+    assert "dialogue/dialogue-q4_k_m.gguf" not in release["files"]
+    assert release["dialogue"]["refused"] == dialogue.refused
+
+
+@pytest.mark.slow
+def test_a_corrupted_dialogue_file_and_a_failed_pte_ship_no_dialogue_model(dialogue_root):
+    layout = dialogue_root
+    manifest = read_json(layout.dialogue_manifest)
+    pte = next(f for f in manifest["files"] if f["role"] == "pte")
+    pte["verification"]["value"] = 0.5  # recorded as passed: the release recomputes
+    write_json_atomic(layout.dialogue_manifest, manifest)
+    for kind in SHIPPED_GGUF:  # corrupted after the manifest hashed them
+        gguf = layout.dialogue_gguf_dir / f"dialogue-{kind}.gguf"
+        gguf.write_bytes(gguf.read_bytes()[:1000])
+    dialogue = dialogue_release(layout)
+    assert dialogue.status == "refused" and dialogue.files == {}
+    assert "changed since dialogue_manifest" in dialogue.refused["dialogue/dialogue-q8_0.gguf"]
+    pte_name = f"dialogue/{Path(pte['path']).name}"
+    assert dialogue.refused[pte_name] == "top1_agreement 0.5 is below the minimum 0.99"
+    assert dialogue.refused["dialogue/tokenizer.json"] == "no dialogue model file ships"
+
+
+def test_without_a_dialogue_manifest_the_release_says_not_built(tmp_path):
+    layout = Layout(tmp_path)
+    dialogue = dialogue_release(layout)
+    assert (dialogue.status, dialogue.files, dialogue.line()) == ("not built", {}, NOT_BUILT)
+    assert dialogue_markdown(dialogue.summary()) == NOT_BUILT
+    directory = _release(layout, dialogue)
+    assert read_json(directory / "manifest.json")["lineage"]["dialogue"] is None
+    assert lineage_lines(directory)[-1].startswith("dialogue model: not built")
+    layout.dialogue_dir.mkdir(parents=True)
+    layout.dialogue_manifest.write_text('{"files": [], "lineage": {}}')
+    with pytest.raises(DialogueManifestError, match=r"dialogue_manifest\.json: field 'benchmark'"):
+        dialogue_release(layout)
+
+
+def test_large_release_files_are_hard_linked_where_the_filesystem_allows(tmp_path, monkeypatch):
+    source = tmp_path / "big.gguf"
+    source.write_bytes(b"x" * 4096)
+    monkeypatch.setattr(release_lib, "LINK_MIN_BYTES", 4096)
+    files = {"dialogue/big.gguf": source, "small.txt": tmp_path / "small.txt"}
+    files["small.txt"].write_bytes(b"s")
+    directory = build_release(
+        tmp_path / "releases", files, interface={}, lineage={}, metrics={}, promote=False
+    )
+    assert (directory / "dialogue" / "big.gguf").stat().st_ino == source.stat().st_ino
+    assert (directory / "small.txt").stat().st_ino != files["small.txt"].stat().st_ino
+    assert verify_release(directory) == []

@@ -10,6 +10,7 @@ import pandas as pd
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.defs.dialogue.assets import DIALOGUE_MANIFEST
 from unwritten_pipeline.defs.export.keys import (
     BENCHMARK_REPORT,
     LITERT_FILES,
@@ -19,6 +20,12 @@ from unwritten_pipeline.defs.export.keys import (
     PERSONALITY_TFLITE,
     PROBE_TEXTS,
     SHIPPED_EXPORTS,
+)
+from unwritten_pipeline.lib.dialogue.release import (
+    DialogueManifestError,
+    DialogueRelease,
+    dialogue_markdown,
+    dialogue_release,
 )
 from unwritten_pipeline.lib.evaluation.results import EvaluationFileError, load_evaluation
 from unwritten_pipeline.lib.evaluation.run import EVALUATION_FILE
@@ -83,9 +90,11 @@ class ReleaseConfig(dg.Config):
 
 
 @dg.asset(
-    automation_condition=REBUILD,
+    # the dialogue model ships when its manifest exists; the release never waits for, requests
+    # or is triggered by the ~14 min dialogue chain
+    automation_condition=REBUILD.ignore(dg.AssetSelection.assets(DIALOGUE_MANIFEST)),
     name=MODEL_RELEASE,
-    deps=[*SHIPPED_EXPORTS, BENCHMARK_REPORT, MODEL_EVALUATION, PROBE_TEXTS],
+    deps=[*SHIPPED_EXPORTS, BENCHMARK_REPORT, MODEL_EVALUATION, PROBE_TEXTS, DIALOGUE_MANIFEST],
     group_name="export",
     kinds={"json"},
     code_version="2",
@@ -110,6 +119,8 @@ def model_release(
     # 1. what the exports shipped, as they recorded it
     records = _export_records(store)
     files = {n: Path(e["path"]) for r in records.values() for n, e in r["files"].items()}
+    dialogue = _dialogue(store, context)
+    files.update(dialogue.files)
     # 2. run the LiteRT files and their PyTorch models on probe + test texts
     inputs, probes = _gate_inputs(store, records, embeddings)
     exported = litert_outputs(files["personality.tflite"], files["multitask.tflite"], inputs)
@@ -153,10 +164,20 @@ def model_release(
         context.log.info(f"gate {check.name}: {'PASS' if check.passed else 'FAIL'} {check.summary}")
     # 4. write the candidate; ship it when the gate passed or a reviewer approved it
     directory = _write_release(
-        store, records, files, interface, checks, evaluation, candidates, config
+        store, records, files, interface, checks, evaluation, candidates, config, dialogue
     )
     manifest = read_manifest(directory)
     return _result(directory, manifest, checks, shipped)
+
+
+def _dialogue(store: ArtifactStore, context: dg.AssetExecutionContext) -> DialogueRelease:
+    """The dialogue files that passed their own verification, or "not built"."""
+    try:
+        dialogue = dialogue_release(store.layout)
+    except DialogueManifestError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    context.log.info(dialogue.line())
+    return dialogue
 
 
 def _export_records(store: ArtifactStore) -> dict[str, dict]:
@@ -249,10 +270,22 @@ def _shadow(shipped, interface, inputs, probes, exported, threshold) -> gate.Gat
 
 
 def _write_release(
-    store, records, files, interface, checks, evaluation, candidates, config: ReleaseConfig
+    store,
+    records,
+    files,
+    interface,
+    checks,
+    evaluation,
+    candidates,
+    config: ReleaseConfig,
+    dialogue: DialogueRelease,
 ) -> Path:
     passed = all(c.passed for c in checks)
-    extra = {"gate": {c.name: c.as_dict() for c in checks}, "evaluation": {}}
+    extra = {
+        "gate": {c.name: c.as_dict() for c in checks},
+        "evaluation": {},
+        "dialogue": dialogue.summary(),
+    }
     if evaluation is not None:
         extra["evaluation"] = {
             **gate.evaluation_block(evaluation, candidates, config.sentiment_metric),
@@ -276,7 +309,7 @@ def _write_release(
             store.layout.releases_dir,
             files,
             interface=interface,
-            lineage=release_lineage(records),
+            lineage=release_lineage(records, dialogue.lineage if dialogue.files else None),
             metrics=_benchmark(store),
             promote=passed,
             documents={"model_config.json": model_config},
@@ -317,6 +350,7 @@ def _result(directory: Path, manifest: dict, checks: list, shipped: Path | None)
         metadata={
             "version": manifest["version"],
             "path": dg.MetadataValue.path(str(directory)),
+            "dialogue": dg.MetadataValue.md(dialogue_markdown(manifest.get("dialogue"))),
             "shipped": promoted,
             "approval": dg.MetadataValue.json(manifest.get("approval") or {}),
             "gate": dg.MetadataValue.md(table),

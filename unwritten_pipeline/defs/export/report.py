@@ -11,6 +11,11 @@ from unwritten_pipeline.defs.export.keys import (
     MULTITASK_TFLITE,
     PERSONALITY_TFLITE,
 )
+from unwritten_pipeline.lib.dialogue.release import (
+    DialogueManifestError,
+    dialogue_markdown,
+    dialogue_release,
+)
 from unwritten_pipeline.lib.export.benchmark import (
     latency,
     latency_png,
@@ -112,6 +117,7 @@ def benchmark_report(
         **mt["accuracy"]["quantized"],
     }
     rows = target_rows(measured)
+    report["dialogue"] = _dialogue(store)
     report["targets"] = [
         dict(zip(("metric", "measured", "target", "must", "result"), r, strict=True)) for r in rows
     ]
@@ -129,6 +135,14 @@ def benchmark_report(
             "path": dg.MetadataValue.path(str(out)),
         }
     )
+
+
+def _dialogue(store: ArtifactStore) -> dict:
+    """The dialogue model's rows from its manifest (read, never built here: ~14 min)."""
+    try:
+        return dialogue_release(store.layout).summary()
+    except DialogueManifestError as exc:
+        raise dg.Failure(description=str(exc)) from exc
 
 
 def _markdown(report: dict, rows: list[tuple]) -> str:
@@ -186,5 +200,7 @@ def _markdown(report: dict, rows: list[tuple]) -> str:
             markdown_table(("metric", "float", "quantized"), acc_rows),
             "### docs/domain.md targets (multi-task model as shipped)",
             markdown_table(("metric", "measured", "target", "must", "result"), rows),
+            "### Dialogue model (llama.cpp and ExecuTorch, this CPU; docs/dialogue.md)",
+            dialogue_markdown(report["dialogue"]),
         ]
     )

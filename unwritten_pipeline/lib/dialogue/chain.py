@@ -11,12 +11,21 @@ from typing import Any
 
 from unwritten_pipeline.lib.dialogue import sft
 from unwritten_pipeline.lib.dialogue.base_model import load_base, load_tokenizer, resolve_base_model
+from unwritten_pipeline.lib.dialogue.benchmark import (
+    AGREEMENT_METRIC,
+    MAX_PERPLEXITY_INCREASE,
+    PERPLEXITY_METRIC,
+    SHIPPED_GGUF,
+    benchmark_rows,
+    verification,
+)
 from unwritten_pipeline.lib.dialogue.gguf_export import (
     QUANTIZATIONS,
     convert_to_gguf,
     quantize,
     verify_gguf,
 )
+from unwritten_pipeline.lib.dialogue.memory import peak_memory
 from unwritten_pipeline.lib.dialogue.pte_export import PTE_QUANTIZATIONS, export_pte, verify_pte
 from unwritten_pipeline.lib.dialogue.tokens import encode_chat, perplexity, prompt_ids, torch_logits
 from unwritten_pipeline.lib.dialogue.train import (
@@ -25,6 +34,8 @@ from unwritten_pipeline.lib.dialogue.train import (
     save_merged,
     train_lora,
 )
+from unwritten_pipeline.lib.export.lineage import training_record
+from unwritten_pipeline.lib.export.release import strict_json
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 
@@ -72,21 +83,37 @@ def build_sft_dataset(layout: Layout, base_model: str, min_train_examples: int, 
     return summary
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """Who trains: recorded in the model's lineage (lib/export/lineage.training_record)."""
+
+    asset: str = "dialogue_model"
+    run_id: str = "local"
+    code_version: str | None = None
+
+
 def train_dialogue_model(
     layout: Layout,
     base_model: str,
     config: DialogueTrainConfig,
     log: Log,
     load: Callable[[Path, Log], tuple[Any, Any]] = load_base,
+    run: TrainingRun = TrainingRun(),
 ):
     """LoRA on the base GGUF's weights (read by `load`), merged and saved; returns
-    training.json's content."""
+    training.json's content, with the lineage record of what it consumed."""
     gguf_path = resolve_base_model(base_model, layout.model_cache_dir)
     train = sft.read_sft(layout.dialogue_sft_dir, "train")
     validation = sft.read_sft(layout.dialogue_sft_dir, "validation")
     model, tokenizer = load(gguf_path, log)
     merged, result = train_lora(model, tokenizer, train, validation, config, log)
     sft_summary = read_json(layout.dialogue_sft_dir / sft.SUMMARY_FILE)
+    consumed = {
+        "training_splits": {
+            "data_version": sft_summary["training_splits_version"],
+            "partitions": sft_summary["partitions"],
+        }
+    }
     summary = {
         "base_model": base_model,
         "base_gguf": gguf_path.name,
@@ -94,8 +121,7 @@ def train_dialogue_model(
         "config": asdict(config),
         "result": result.as_dict(),
         "sft_sha256": sha256_file(layout.dialogue_sft_dir / "train.jsonl"),
-        "training_splits_version": sft_summary["training_splits_version"],
-        "partitions": sft_summary["partitions"],
+        "lineage": training_record(run.asset, run.run_id, run.code_version, consumed),
     }
     save_merged(merged, tokenizer, layout.dialogue_model_dir, summary)
     return summary
@@ -140,11 +166,17 @@ def export_gguf_files(layout: Layout, verify: VerifyConfig, log: Log) -> dict[st
         check = verify_gguf(
             path, encoded, prompts, n_ctx=verify.n_ctx, max_new_tokens=verify.max_new_tokens
         )
+        memory = peak_memory("gguf", path, prompts[0], verify.max_new_tokens, n_ctx=verify.n_ctx)
         checks[kind] = {
             **check.as_dict(),
-            "perplexity_increase_vs_pytorch": check.val_perplexity / reference - 1,
+            PERPLEXITY_METRIC: check.val_perplexity / reference - 1,
+            "max_perplexity_increase": MAX_PERPLEXITY_INCREASE[kind],
+            **memory,
         }
-        log(f"{path.name}: {check.bytes / 1e6:.1f} MB, val perplexity {check.val_perplexity:.3f}")
+        log(
+            f"{path.name}: {check.bytes / 1e6:.1f} MB, val perplexity {check.val_perplexity:.3f}, "
+            f"peak RSS {memory['peak_rss_mb']:.0f} MB"
+        )
     report = {"pytorch_val_perplexity": reference, "files": checks, "verify": asdict(verify)}
     write_json_atomic(out / VERIFICATION_FILE, report)
     return report
@@ -173,8 +205,19 @@ def export_pte_file(layout: Layout, verify: VerifyConfig, log: Log) -> dict[str,
             quantization=kind,
             new_tokens=verify.pte_new_tokens,
         )
-        checks[kind] = check.as_dict()
-        log(f"{target.name}: top-1 agreement {check.top1_agreement:.4f}")
+        memory = peak_memory(
+            "pte",
+            target,
+            prompts[0],
+            verify.pte_new_tokens,
+            context_length=verify.pte_context_length,
+            pad_id=pad_id,
+        )
+        checks[kind] = {**check.as_dict(), **memory}
+        log(
+            f"{target.name}: top-1 agreement {check.top1_agreement:.4f}, "
+            f"peak RSS {memory['peak_rss_mb']:.0f} MB"
+        )
     agreeing = [k for k, c in checks.items() if c["top1_agreement"] >= verify.min_top1_agreement]
     shipped = agreeing[0] if agreeing else verify.pte_quantizations[-1]
     report = {"files": checks, "shipped": shipped, "verify": asdict(verify)}
@@ -182,11 +225,15 @@ def export_pte_file(layout: Layout, verify: VerifyConfig, log: Log) -> dict[str,
     return report
 
 
-def _entry(path: Path, root: Path) -> dict[str, Any]:
+def _entry(path: Path, root: Path, role: str, **fields: Any) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: the dialogue manifest cannot list it")
     return {
         "path": str(path.relative_to(root)),
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
+        "role": role,
+        **fields,
     }
 
 
@@ -194,20 +241,58 @@ def _entry(path: Path, root: Path) -> dict[str, Any]:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
+def _model_files(layout: Layout, gguf: dict, pte: dict) -> list[dict[str, Any]]:
+    """The GGUFs of SHIPPED_GGUF and the shipped .pte, each with its own verification."""
+    entries = []
+    for kind in SHIPPED_GGUF:
+        check = gguf["files"][kind]
+        entries.append(
+            _entry(
+                layout.dialogue_gguf_dir / check["file"],
+                layout.dialogue_dir,
+                "gguf",
+                quantization=kind,
+                verification=verification(
+                    PERPLEXITY_METRIC,
+                    check[PERPLEXITY_METRIC],
+                    limit=MAX_PERPLEXITY_INCREASE[kind],
+                    at_least=False,
+                ),
+            )
+        )
+    check = pte["files"][pte["shipped"]]
+    entries.append(
+        _entry(
+            layout.dialogue_pte_dir / check["file"],
+            layout.dialogue_dir,
+            "pte",
+            quantization=pte["shipped"],
+            verification=verification(
+                AGREEMENT_METRIC,
+                check[AGREEMENT_METRIC],
+                limit=pte["verify"]["min_top1_agreement"],
+                at_least=True,
+            ),
+        )
+    )
+    return entries
+
+
 def write_manifest(layout: Layout) -> dict[str, Any]:
-    """dialogue_manifest.json: every shipped file with sha256 and size, the verification
-    results, and lineage back to the generation partitions (through training_splits)."""
-    root = layout.dialogue_dir
+    """dialogue_manifest.json: the files offered to the release (the SHIPPED_GGUF files, the
+    shipped .pte, the tokenizer and chat template), each with sha256, size and its own
+    verification; the benchmark rows of every file; lineage back to the generation partitions
+    (the training record of dialogue_model)."""
     gguf = read_json(layout.dialogue_gguf_dir / VERIFICATION_FILE)
     pte = read_json(layout.dialogue_pte_dir / VERIFICATION_FILE)
     training = read_json(layout.dialogue_model_dir / TRAINING_FILE)
-    files = [
-        *(layout.dialogue_gguf_dir / c["file"] for c in gguf["files"].values()),
-        layout.dialogue_pte_dir / pte["files"][pte["shipped"]]["file"],
-        *(layout.dialogue_model_dir / n for n in TOKENIZER_FILES),
+    tokenizer = [
+        _entry(layout.dialogue_model_dir / name, layout.dialogue_dir, "tokenizer")
+        for name in TOKENIZER_FILES
     ]
     manifest = {
-        "files": [_entry(p, root) for p in files if p.is_file()],
+        "files": [*_model_files(layout, gguf, pte), *tokenizer],
+        "benchmark": benchmark_rows(gguf, pte),
         "gguf_verification": gguf,
         "pte_verification": pte,
         "training": {k: training[k] for k in ("base_model", "base_gguf_sha256", "config")},
@@ -216,11 +301,12 @@ def write_manifest(layout: Layout) -> dict[str, Any]:
             "val_perplexity_after": training["result"]["val_perplexity_after"],
         },
         "lineage": {
-            "training_splits_version": training["training_splits_version"],
+            "model": training["lineage"],
+            "training_splits_version": training["lineage"]["training_splits"]["data_version"],
             "sft_sha256": training["sft_sha256"],
             "merged_weights_sha256": sha256_file(layout.dialogue_model_dir / "model.safetensors"),
-            "partitions": training["partitions"],
+            "partitions": training["lineage"]["training_splits"]["partitions"],
         },
     }
-    write_json_atomic(layout.dialogue_manifest, manifest)
+    write_json_atomic(layout.dialogue_manifest, strict_json(manifest))
     return manifest

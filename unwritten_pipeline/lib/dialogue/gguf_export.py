@@ -155,7 +155,7 @@ def _llama_logits(llm) -> Callable[[list[int]], np.ndarray]:
     return logits_of
 
 
-def _generate(llm, max_tokens: int) -> tuple[list[int], float]:
+def generate(llm, max_tokens: int) -> tuple[list[int], float]:
     """Greedy tokens after what `llm` has evaluated (up to the end of the turn) and the seconds
     they took."""
     out: list[int] = []
@@ -203,7 +203,7 @@ def verify_gguf(
         llm.eval(prompt)
         prompt_seconds += time.monotonic() - started
         prompt_tokens += len(prompt)
-        tokens, seconds = _generate(llm, max_new_tokens)
+        tokens, seconds = generate(llm, max_new_tokens)
         gen_tokens, gen_seconds = gen_tokens + len(tokens), gen_seconds + seconds
         texts.append(llm.detokenize(tokens).decode("utf-8", errors="replace"))
     if not any(texts):

@@ -105,8 +105,9 @@ def stale_reason(record: dict) -> str | None:
     return None
 
 
-def release_lineage(records: dict[str, dict]) -> dict:
-    """The release's lineage, assembled only from the records of the exports it ships."""
+def release_lineage(records: dict[str, dict], dialogue: dict | None = None) -> dict:
+    """The release's lineage, assembled only from the records of the exports it ships and, when
+    the release ships the dialogue model, the lineage its dialogue_manifest.json recorded."""
     assets, models = {}, {}
     for asset, record in sorted(records.items()):
         assets[asset] = {
@@ -140,6 +141,27 @@ def release_lineage(records: dict[str, dict]) -> dict:
         "encoder": personality.get("encoder"),
         "multitask_encoder": multitask.get("encoder"),
         "models": {name: m["lineage"] for name, m in models.items()},
+        "dialogue": _dialogue_lineage(dialogue, assets),
+    }
+
+
+def _dialogue_lineage(dialogue: dict | None, assets: dict) -> dict | None:
+    """The dialogue model's chain (its own training_splits version and generation partitions:
+    it may have been trained on other data than the classifiers); adds its asset row."""
+    if dialogue is None:
+        return None
+    trained = dialogue["model"]
+    assets[trained["asset"]] = {
+        "data_version": dialogue["merged_weights_sha256"][:24],
+        "code_version": trained.get("code_version"),
+        "run_id": trained.get("run_id"),
+    }
+    return {
+        "training_splits_version": dialogue["training_splits_version"],
+        "generation_partitions": dialogue["partitions"],
+        "sft_sha256": dialogue["sft_sha256"],
+        "merged_weights_sha256": dialogue["merged_weights_sha256"],
+        "model": trained,
     }
 
 
@@ -185,15 +207,7 @@ def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]
             f"{info.get('code_version')}  run {info.get('run_id')}"
         )
     lines.append(f"training_splits {lineage['training_splits_version']}  ←  generation partitions:")
-    for part in lineage.get("generation_partitions", []):
-        generators = (
-            ", ".join(f"{g.get('backend')}/{g.get('model')}" for g in part.get("generators", []))
-            or "unknown"
-        )
-        lines.append(
-            f"  {part['partition_key']:<36} data version {part['data_version']}  "
-            f"{part['accepted']} accepted  by {generators}"
-        )
+    lines += _partition_lines(lineage.get("generation_partitions", []))
     encoder = lineage.get("encoder") or {}
     lines.append(
         f"fusechat source {lineage['fusechat_source']}  (soft labels "
@@ -201,7 +215,32 @@ def lineage_lines(directory: Path, matched_file: str | None = None) -> list[str]
         f"{encoder.get('revision')})"
     )
     lines.append(f"personality tokens sha256 {lineage['tokens_sha256']}")
+    return lines + _dialogue_lines(lineage.get("dialogue"))
+
+
+def _partition_lines(partitions: list[dict]) -> list[str]:
+    lines = []
+    for part in partitions:
+        generators = (
+            ", ".join(f"{g.get('backend')}/{g.get('model')}" for g in part.get("generators", []))
+            or "unknown"
+        )
+        lines.append(
+            f"  {part['partition_key']:<36} data version {part['data_version']}  "
+            f"{part.get('accepted')} accepted  by {generators}"
+        )
     return lines
+
+
+def _dialogue_lines(dialogue: dict | None) -> list[str]:
+    if not dialogue:
+        return ["dialogue model: not built (or not shipped) in this release"]
+    return [
+        f"dialogue model  merged weights sha256 {dialogue['merged_weights_sha256']}  "
+        f"SFT sha256 {dialogue['sft_sha256']}",
+        f"  training_splits {dialogue['training_splits_version']}  ←  generation partitions:",
+        *("  " + line for line in _partition_lines(dialogue["generation_partitions"])),
+    ]
 
 
 def lineage_markdown(directory: Path) -> str:

@@ -99,13 +99,32 @@ def make_readable(directory: Path) -> None:
         os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
 
 
+# Files at least this large (the dialogue GGUFs and .pte: 100-650 MB) are hard-linked into the
+# release where the filesystem allows: every artifact is written to a temp file and renamed, so
+# the linked inode never changes after the release took it.
+LINK_MIN_BYTES = 16 * 2**20
+
+
 def _copy(source: Path, target: Path) -> None:
+    """Into the release's temp folder (renamed whole when complete); `target` may name a
+    subfolder ("dialogue/model.gguf")."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         shutil.copytree(source, target)
     elif source.is_file():
+        if source.stat().st_size >= LINK_MIN_BYTES and _linked(source, target):
+            return
         shutil.copyfile(source, target)
     else:
         raise ReleaseError(f"{source}: file for the release is missing; nothing was released")
+
+
+def _linked(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not supported: copy instead
+        return False
+    return True
 
 
 def build_release(

@@ -106,6 +106,44 @@ def _encoder(lineage: dict) -> str:
     return f"{encoder.get('name')} {encoder.get('revision')}" if encoder else "—"
 
 
+DIALOGUE_FIGURES = (
+    "size_mb",
+    "perplexity_increase_vs_pytorch",
+    "prompt_tokens_per_s",
+    "generation_tokens_per_s",
+    "peak_rss_mb",
+)
+
+
+def _dialogue_figures(manifest: dict) -> dict[str, float]:
+    rows = (manifest.get("dialogue") or {}).get("benchmark", [])
+    return {f"{r['file']} {k}": r.get(k) for r in rows for k in DIALOGUE_FIGURES}
+
+
+def _dialogue_section(a: dict, b: dict) -> list[str]:
+    """Status, what it was trained on, and the benchmark figures of the dialogue model."""
+
+    def facts(manifest: dict) -> dict[str, Any]:
+        block = manifest.get("dialogue") or {}
+        lineage = manifest["lineage"].get("dialogue") or {}
+        return {
+            "status": block.get("status", "not built"),
+            "shipped files": ", ".join(sorted(block.get("shipped", {}))) or None,
+            "training_splits_version": lineage.get("training_splits_version"),
+            "merged weights sha256": (lineage.get("merged_weights_sha256") or "")[:16] or None,
+        }
+
+    fa, fb = facts(a), facts(b)
+    rows = [(k, _fmt(fa[k]), _fmt(fb[k]), _delta(fa[k], fb[k])) for k in fa]
+    lines = [markdown_table(("dialogue model", a["version"], b["version"], "change"), rows)]
+    figures = _side_by_side(_dialogue_figures(a), _dialogue_figures(b))
+    if figures:
+        lines.append(
+            markdown_table(("dialogue benchmark", a["version"], b["version"], "Δ"), figures)
+        )
+    return lines
+
+
 def release_diff(a_dir: Path, b_dir: Path) -> str:
     """The difference between two release directories, as markdown."""
     a, b = read_manifest(a_dir), read_manifest(b_dir)
@@ -135,5 +173,7 @@ def release_diff(a_dir: Path, b_dir: Path) -> str:
             ),
             "### Lineage",
             *_lineage_section(a, b),
+            "### Dialogue model",
+            *_dialogue_section(a, b),
         ]
     )
