@@ -27,6 +27,22 @@ def seed(seed_dir, data_type, index=0):
     return copy.deepcopy(load_seed_examples(seed_dir, data_type)[index])
 
 
+def _tension(seed_dir, tension_type, weeks):
+    return {
+        **seed(seed_dir, "tension_building"),
+        "tension_type": tension_type,
+        "payoff_timeline_weeks": weeks,
+    }
+
+
+def _resonance(seed_dir, resonance_type, weight):
+    return {
+        **seed(seed_dir, "memory_resonance"),
+        "resonance_type": resonance_type,
+        "resonance_weight": weight,
+    }
+
+
 def codes(data_type, sample, rules=RULES):
     return [v.code for v in check_sample(data_type, sample, rules)]
 
@@ -251,11 +267,7 @@ def test_dramatic_irony_needs_a_knowledge_gap(seed_dir):
     ],
 )
 def test_tension_payoff_timelines(seed_dir, tension_type, weeks, ok):
-    sample = {
-        **seed(seed_dir, "tension_building"),
-        "tension_type": tension_type,
-        "payoff_timeline_weeks": weeks,
-    }
+    sample = _tension(seed_dir, tension_type, weeks)
     assert codes("tension_building", sample) == ([] if ok else ["tension.payoff_timeline"])
 
 
@@ -272,11 +284,7 @@ def test_tension_payoff_timelines(seed_dir, tension_type, weeks, ok):
     ],
 )
 def test_memory_resonance_weights(seed_dir, resonance_type, weight, ok):
-    sample = {
-        **seed(seed_dir, "memory_resonance"),
-        "resonance_type": resonance_type,
-        "resonance_weight": weight,
-    }
+    sample = _resonance(seed_dir, resonance_type, weight)
     assert codes("memory_resonance", sample) == ([] if ok else ["resonance.weight_mismatch"])
 
 
@@ -402,22 +410,6 @@ ADVERSARIAL = {
         set(),
     ),
 }
-
-
-def _tension(seed_dir, tension_type, weeks):
-    return {
-        **seed(seed_dir, "tension_building"),
-        "tension_type": tension_type,
-        "payoff_timeline_weeks": weeks,
-    }
-
-
-def _resonance(seed_dir, resonance_type, weight):
-    return {
-        **seed(seed_dir, "memory_resonance"),
-        "resonance_type": resonance_type,
-        "resonance_weight": weight,
-    }
 
 
 @pytest.mark.parametrize("case", ADVERSARIAL)
