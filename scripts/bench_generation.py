@@ -38,9 +38,11 @@ from unwritten_pipeline.lib.generation.runner import (
     GenerationReport,
     batch_sizes,
     build_request,
-    call_seed,
+    plan_call,
 )
+from unwritten_pipeline.lib.generation.scenarios import load_scenarios
 from unwritten_pipeline.lib.generation.schemas import sample_model
+from unwritten_pipeline.lib.generation.strata import load_strata
 from unwritten_pipeline.lib.llm.base import LLMError, TruncatedOutputError
 from unwritten_pipeline.lib.llm.embedded import locate_gguf
 from unwritten_pipeline.lib.storage.layout import Layout
@@ -51,8 +53,10 @@ from unwritten_pipeline.testing.llama_server import llama_cpp_server
 DATE = "2000-01-01"
 
 
-def direct_loop(backend, settings, data_type, n, examples, max_retries) -> dict:
-    """The same calls as the pipeline, with nothing around them: no files, no threads."""
+def direct_loop(backend, settings, data_type, n, examples, max_retries, store) -> dict:
+    """The same calls as the pipeline (same strata and scenarios), with nothing around them: no
+    files, no threads."""
+    strata, scenarios = stratification(store, data_type)
     model = sample_model(data_type)
     samples = calls = passed = 0
     in_calls = 0.0
@@ -61,14 +65,16 @@ def direct_loop(backend, settings, data_type, n, examples, max_retries) -> dict:
         got, factor = 0, 1
         for attempt in range(max_retries + 1):
             calls += 1
+            plan = plan_call(DATE, data_type, batch_number, attempt, strata, scenarios)
             request = build_request(
                 data_type,
                 settings,
                 examples,
                 batch_number=batch_number,
                 wanted=size - got,
-                seed=call_seed(DATE, data_type, batch_number, attempt),
+                seed=plan.seed,
                 budget_factor=factor,
+                plan=plan,
             )
             call_started = time.perf_counter()
             try:
@@ -103,8 +109,14 @@ def direct_loop(backend, settings, data_type, n, examples, max_retries) -> dict:
     }
 
 
+def stratification(store, data_type):
+    """The stratum table and scenario lists the llm_batches asset uses."""
+    return load_strata(store.strata_dir, data_type), load_scenarios(store.scenarios_dir)
+
+
 def pipeline(backend, settings, data_type, n, store, options, rules) -> tuple[dict, dict]:
     """generate_partition into a fresh data root; its figures and curation's verdict."""
+    strata, scenarios = stratification(store, data_type)
     with tempfile.TemporaryDirectory() as tmp:
         report: GenerationReport = generate_partition(
             backend,
@@ -116,6 +128,8 @@ def pipeline(backend, settings, data_type, n, store, options, rules) -> tuple[di
             target_samples=n,
             options=options,
             log=lambda _: None,
+            strata=strata,
+            scenarios=scenarios,
         )
         curated = validate_partition(
             Layout(Path(tmp)).batches_dir(data_type, DATE),
@@ -189,7 +203,7 @@ def benchmark(llm: LLMResource, args) -> dict:
         "pipeline": lambda: pipeline(backend, settings, args.data_type, args.n, store, serial,
                                      rules),
         "direct": lambda: (direct_loop(backend, settings, args.data_type, args.n, examples,
-                                       serial.max_retries), None),
+                                       serial.max_retries, store), None),
         "parallel": lambda: pipeline(backend, settings, args.data_type, args.n, store,
                                      replace(serial, parallel_requests=args.parallel), rules),
     }  # fmt: skip
@@ -199,7 +213,7 @@ def benchmark(llm: LLMResource, args) -> dict:
     curation = None
     try:
         backend.check([settings.model])  # model load is not part of any measurement
-        direct_loop(backend, settings, args.data_type, 1, examples, 0)  # warm-up, negotiation
+        direct_loop(backend, settings, args.data_type, 1, examples, 0, store)  # warm-up
         for round_number in range(args.rounds):
             names = list(sides)
             shift = round_number % len(names)  # each side goes first in turn
