@@ -41,6 +41,18 @@ def write_partition(root: Path, data_type: str, date: str, batches: list[list[An
     return directory
 
 
+def write_validated_samples(root: Path, data_type: str, date: str, samples: list[Any]) -> None:
+    """The samples as one batch of the llm_batches partition, validated by the rules."""
+    write_partition(root, data_type, date, [samples])
+    result = validate_partition(
+        partition_dir(root, data_type, date),
+        data_type=data_type,
+        date=date,
+        rules=ValidationRules(),
+    )
+    write_validation(Layout(root).validated_dir(data_type, date), result, {})
+
+
 def write_validated(
     root: Path, types: list[str], date: str, n: int, *, tag: str | None = None
 ) -> None:
@@ -48,14 +60,7 @@ def write_validated(
     defaults to the date, so partitions of different dates do not repeat each other)."""
     for data_type in types:
         samples = distinct_samples(data_type, n, tag=date if tag is None else tag)
-        write_partition(root, data_type, date, [samples])
-        result = validate_partition(
-            partition_dir(root, data_type, date),
-            data_type=data_type,
-            date=date,
-            rules=ValidationRules(),
-        )
-        write_validation(Layout(root).validated_dir(data_type, date), result, {})
+        write_validated_samples(root, data_type, date, samples)
 
 
 def write_validated_splits(root: Path, types: list[str], n: int = 16) -> None:

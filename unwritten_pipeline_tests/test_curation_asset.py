@@ -14,29 +14,34 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
 
 
-def _resources(root):
-    return {"llm": LLMResource(profile="production"), "store": ArtifactStore(data_root=str(root))}
+def _resources(root, judge_url="http://127.0.0.1:9"):
+    """The judge on the loopback server (its default verdicts agree and rate 0.9)."""
+    return {
+        "llm": LLMResource(profile="production", backend="ollama", base_url=judge_url),
+        "store": ArtifactStore(data_root=str(root)),
+    }
 
 
-def _validate(instance, root, data_type, date, **config):
+def _validate(instance, root, data_type, date, judge_url, **config):
     return dg.materialize(
         [llm_batches, validated_samples],
         selection=[validated_samples],
         partition_key=partition_key(date, data_type),
-        resources=_resources(root),
+        resources=_resources(root, judge_url),
         instance=instance,
         run_config={"ops": {"validated_samples": {"config": config}}} if config else None,
     )
 
 
-def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
+def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path, fake_server):
     instance = dg.DagsterInstance.ephemeral()
+    url = fake_server.url
     good = distinct_samples("emotional_authenticity", 8)
     bad = dict(good[0], effective_capacity=9.9, context=good[0]["context"] + " Again.")
     write_partition(tmp_path, "emotional_authenticity", "2026-11-21", [good[:4], good[4:] + [bad]])
     write_partition(tmp_path, "sentiment", "2026-11-21", [distinct_samples("sentiment", 6)])
 
-    result = _validate(instance, tmp_path, "emotional_authenticity", "2026-11-21")
+    result = _validate(instance, tmp_path, "emotional_authenticity", "2026-11-21", url)
     [materialization] = result.asset_materializations_for_node("validated_samples")
     meta = materialization.metadata
     assert (meta["accepted"].value, meta["rejected"].value) == (8, 1)
@@ -49,18 +54,23 @@ def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
     assert checks["pass_rate"].passed  # 8/9 = 89%
     assert not checks["capacity_violations"].passed  # 1/9 = 11% ≥ 5%
     assert checks["capacity_violations"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["judge_pending"].passed
+    assert (meta["judge_llm_calls"].value, meta["judge_pending"].value) == (8, 0)
+    assert meta["judge"].value == "ollama:qwen3:30b-a3b:prompt-v1"
     ea_version = materialization.tags["dagster/data_version"]
 
     # a stricter threshold, set per run, turns the pass-rate check red
     strict = _validate(
-        instance, tmp_path, "emotional_authenticity", "2026-11-21", pass_rate_threshold=0.95
+        instance, tmp_path, "emotional_authenticity", "2026-11-21", url, pass_rate_threshold=0.95
     )
     assert not {c.check_name: c for c in strict.get_asset_check_evaluations()}["pass_rate"].passed
 
-    _validate(instance, tmp_path, "sentiment", "2026-11-21")
+    _validate(instance, tmp_path, "sentiment", "2026-11-21", url)
     splits = dg.materialize([training_splits], resources=_resources(tmp_path), instance=instance)
     [split_mat] = splits.asset_materializations_for_node("training_splits")
     assert split_mat.metadata["samples"].value == 14
+    assert split_mat.metadata["near_duplicates"].value == 0
+    assert (tmp_path / "training_splits" / "near_duplicates.jsonl").read_text() == ""
     partitions = {p["partition_key"]: p for p in split_mat.metadata["upstream_partitions"].value}
     assert set(partitions) == {"emotional_authenticity|2026-11-21", "sentiment|2026-11-21"}
     assert partitions["emotional_authenticity|2026-11-21"]["data_version"] == ea_version
@@ -74,7 +84,9 @@ def test_partitions_then_splits_with_checks_metadata_and_lineage(tmp_path):
 
 
 def test_empty_partition_materializes_and_the_check_says_so(tmp_path):
-    result = _validate(dg.DagsterInstance.ephemeral(), tmp_path, "sentiment", "2026-11-21")
+    result = _validate(
+        dg.DagsterInstance.ephemeral(), tmp_path, "sentiment", "2026-11-21", "http://127.0.0.1:9"
+    )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks["pass_rate"].passed
     assert checks["pass_rate"].description == "the partition has no samples"

@@ -7,7 +7,6 @@ import hashlib
 import pandas as pd
 import pytest
 
-from unwritten_pipeline.lib.curation.rules import ValidationRules
 from unwritten_pipeline.lib.curation.splits import (
     SPLITS,
     build_splits,
@@ -15,24 +14,7 @@ from unwritten_pipeline.lib.curation.splits import (
     split_of,
     write_splits,
 )
-from unwritten_pipeline.lib.curation.validate import (
-    validate_partition,
-    validated_dir,
-    write_validation,
-)
-from unwritten_pipeline.lib.generation.batches import partition_dir
-from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
-
-
-def _add_partition(root, data_type, date, samples):
-    write_partition(root, data_type, date, [samples])
-    result = validate_partition(
-        partition_dir(root, data_type, date),
-        data_type=data_type,
-        date=date,
-        rules=ValidationRules(),
-    )
-    write_validation(validated_dir(root, data_type, date), result, {})
+from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_validated_samples
 
 
 def _split_map(root):
@@ -50,10 +32,14 @@ def test_ratios_hold_on_many_hashes():
 
 
 def test_adding_data_never_moves_an_existing_sample(tmp_path):
-    _add_partition(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40, "a"))
+    write_validated_samples(
+        tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40, "a")
+    )
     before = _split_map(tmp_path)
-    _add_partition(tmp_path, "sentiment", "2026-11-21", distinct_samples("sentiment", 40, "b"))
-    _add_partition(
+    write_validated_samples(
+        tmp_path, "sentiment", "2026-11-21", distinct_samples("sentiment", 40, "b")
+    )
+    write_validated_samples(
         tmp_path, "personality_traits", "2026-11-21", distinct_samples("personality_traits", 20)
     )
     after = _split_map(tmp_path)
@@ -62,7 +48,7 @@ def test_adding_data_never_moves_an_existing_sample(tmp_path):
 
 
 def test_same_input_gives_identical_splits(tmp_path):
-    _add_partition(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 30))
+    write_validated_samples(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 30))
     first, second = build_splits(tmp_path), build_splits(tmp_path)
     assert first.rows == second.rows
     out_a, out_b = tmp_path / "a", tmp_path / "b"
@@ -75,17 +61,17 @@ def test_same_input_gives_identical_splits(tmp_path):
 
 def test_duplicates_across_dates_never_straddle_splits(tmp_path):
     samples = distinct_samples("sentiment", 30)
-    _add_partition(tmp_path, "sentiment", "2026-11-21", samples)
+    write_validated_samples(tmp_path, "sentiment", "2026-11-21", samples)
     # validated out of date order, so the earlier-date check could not see them
     reworded = [{**s, "text": s["text"].upper()} for s in samples]
-    _add_partition(tmp_path, "sentiment", "2026-11-20", reworded)
+    write_validated_samples(tmp_path, "sentiment", "2026-11-20", reworded)
     result = build_splits(tmp_path)
     assert result.dropped_duplicates == 30 and len(result.rows) == 30
 
 
 def test_written_splits_load_in_pandas_and_as_a_datasetdict(tmp_path):
-    _add_partition(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40))
-    _add_partition(
+    write_validated_samples(tmp_path, "sentiment", "2026-11-20", distinct_samples("sentiment", 40))
+    write_validated_samples(
         tmp_path, "personality_traits", "2026-11-20", distinct_samples("personality_traits", 10)
     )
     result = build_splits(tmp_path)
@@ -108,7 +94,7 @@ def test_min_quality_filters_and_bad_ratios_are_refused(tmp_path):
     samples = distinct_samples("personality_traits", 10)
     for s in samples[:4]:
         s["quality_score"] = 0.65
-    _add_partition(tmp_path, "personality_traits", "2026-11-20", samples)
+    write_validated_samples(tmp_path, "personality_traits", "2026-11-20", samples)
     result = build_splits(tmp_path, min_quality=0.7)
     assert (len(result.rows), result.below_min_quality) == (6, 4)
     with pytest.raises(ValueError, match="must be three non-negative numbers summing to 1"):

@@ -64,18 +64,36 @@ class LLMResource(dg.ConfigurableResource):
     max_retries: int = 3
     backoff_base_s: float = 1.0
     max_failure_ratio: float = 0.2
+    # The blind judge (lib/curation/judge.py): its own backend and model, each defaulting to
+    # the generation's, so production can judge with a larger model than it generates with.
+    judge_backend: str | None = Field(
+        default=None, description="judge: embedded | ollama | openai (UNWRITTEN_JUDGE_BACKEND)"
+    )
+    judge_base_url: str | None = Field(
+        default=None, description="judge server URL (UNWRITTEN_JUDGE_URL)"
+    )
+    judge_model: str | None = Field(
+        default=None,
+        description="judge model for every type; default the type's generation model "
+        "(UNWRITTEN_JUDGE_MODEL)",
+    )
+    judge_api_key: str | None = Field(
+        default=None, description="judge bearer token (UNWRITTEN_JUDGE_API_KEY)"
+    )
 
     def load_profile(self) -> Profile:
         overrides = Path(self.profile_overrides_file) if self.profile_overrides_file else None
         return load_profile(self.profile, overrides, embedded_model=self.embedded_model)
 
     def backend_name(self) -> str:
-        name = self.backend or self.load_profile().backend
-        if name not in BACKENDS:
-            raise ValueError(
-                f"UNWRITTEN_LLM_BACKEND={name!r} is not a backend; use one of {', '.join(BACKENDS)}"
-            )
-        return name
+        return _checked_backend(
+            self.backend or self.load_profile().backend, "UNWRITTEN_LLM_BACKEND"
+        )
+
+    def judge_backend_name(self) -> str:
+        return _checked_backend(
+            self.judge_backend or self.backend_name(), "UNWRITTEN_JUDGE_BACKEND"
+        )
 
     def server_key(self) -> str:
         """Identifies one LLM server; runs with the same key are queued one at a time."""
@@ -85,15 +103,27 @@ class LLMResource(dg.ConfigurableResource):
         return f"{name}:{redact_url(self.base_url or DEFAULT_URLS[name])}"
 
     def open_backend(self, cache_dir: Path) -> LLMBackend:
-        name = self.backend_name()
+        return self._open(self.backend_name(), self.base_url, self.api_key, cache_dir)
+
+    def open_judge_backend(self, cache_dir: Path) -> LLMBackend:
+        name = self.judge_backend_name()
+        same_server = name == self.backend_name()
+        url = self.judge_base_url or (self.base_url if same_server else None)
+        api_key = self.judge_api_key or (self.api_key if same_server else None)
+        return self._open(name, url, api_key, cache_dir)
+
+    def judge_model_for(self, data_type: str) -> str:
+        return self.judge_model or self.load_profile().types[data_type].model
+
+    def _open(self, name: str, url: str | None, api_key: str | None, cache_dir: Path) -> LLMBackend:
         if name == "embedded":
             return EmbeddedBackend(cache_dir=cache_dir, n_threads=self.n_threads, n_ctx=self.n_ctx)
-        url = self.base_url or DEFAULT_URLS[name]
+        url = url or DEFAULT_URLS[name]
         if name == "ollama":
             return OllamaBackend(url, timeout_s=self.timeout_s)
         return OpenAICompatBackend(
             url,
-            api_key=self.api_key,
+            api_key=api_key,
             timeout_s=self.timeout_s,
             structured_output=self.structured_output,
         )
@@ -119,6 +149,12 @@ class LLMResource(dg.ConfigurableResource):
             "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY")
             if env.get("UNWRITTEN_LLM_API_KEY")
             else None,
+            "judge_backend": env.get("UNWRITTEN_JUDGE_BACKEND"),
+            "judge_base_url": env.get("UNWRITTEN_JUDGE_URL"),
+            "judge_model": env.get("UNWRITTEN_JUDGE_MODEL"),
+            "judge_api_key": dg.EnvVar("UNWRITTEN_JUDGE_API_KEY")
+            if env.get("UNWRITTEN_JUDGE_API_KEY")
+            else None,
         }
         numeric = {
             "n_threads": ("UNWRITTEN_LLM_THREADS", int),
@@ -138,3 +174,9 @@ class LLMResource(dg.ConfigurableResource):
             embedded_model=env.get("UNWRITTEN_EMBEDDED_MODEL", EMBEDDED_DEFAULT_MODEL),
             **{k: v for k, v in optional.items() if v is not None},
         )
+
+
+def _checked_backend(name: str, variable: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{variable}={name!r} is not a backend; use one of {', '.join(BACKENDS)}")
+    return name

@@ -17,6 +17,12 @@ What each real server answers (the `openai_flavor` picks the OpenAI-compatible o
   "type": "internal_server_error", "param": null, "code": null}}`, e.g. for `json_schema`
   ("Input should be 'text' or 'json_object'"); `json_object` + `schema` and `grammar` work;
   it answers whatever `model` is asked for with the one it serves.
+
+A request whose schema is not a batch of samples is a blind-judge verdict request
+(lib/curation/judge.py): it is answered from `verdicts`, scripted per request in order (a dict
+is merged over the default verdict, the string "unparseable" answers text that is not JSON),
+then with the default verdict: every property of the requested schema filled (the first label,
+0.9 for every rating, true for every finding).
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class FakeLLMServer:
         self.delay_s = delay_s
         self.timeout_sleep_s = timeout_sleep_s
         self.faults: deque[str | None] = deque()
+        self.verdicts: deque[dict[str, Any] | str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.answers: list[dict[str, Any]] = []  # every chat answer with output: fault, content
         self.in_flight = 0
@@ -126,7 +133,24 @@ class FakeLLMServer:
         with self._lock:
             return self.faults.popleft() if self.faults else None
 
+    def judge_requests(self) -> list[dict[str, Any]]:
+        """The verdict requests received (bodies), in order."""
+        return [r["body"] for r in self.requests if r["body"] and _is_verdict_request(r["body"])]
+
+    def _verdict(self, schema: dict[str, Any]) -> str:
+        with self._lock:
+            scripted = self.verdicts.popleft() if self.verdicts else {}
+        if scripted == "unparseable":
+            return "The sample reads well, I would rate it highly."
+        default = {
+            name: spec["enum"][0] if "enum" in spec else True if spec["type"] == "boolean" else 0.9
+            for name, spec in schema["properties"].items()
+        }
+        return json.dumps({**default, **scripted})
+
     def _content(self, schema: dict[str, Any], fault: str | None) -> str:
+        if "samples" not in schema["properties"]:
+            return self._verdict(schema)
         wanted = schema["properties"]["samples"]["maxItems"]
         if fault == "schema_invalid":
             return json.dumps({"samples": [{"unexpected": "field"}] * wanted})
@@ -367,6 +391,16 @@ def _schema_of(body: dict[str, Any]) -> dict[str, Any]:
         return schema
     system = body["messages"][0]["content"]
     return json.loads(system[system.rindex("\n{") + 1 :])
+
+
+def _is_verdict_request(body: dict[str, Any]) -> bool:
+    schema = body.get("format") if "format" in body else None
+    if not isinstance(schema, dict):
+        try:
+            schema = _schema_of(body)
+        except (KeyError, ValueError, IndexError, TypeError):
+            return False
+    return "samples" not in schema.get("properties", {})
 
 
 def fake_embedding(text: str, dim: int = 1536) -> list[float]:

@@ -7,6 +7,12 @@ from unwritten_pipeline.defs.curation.checks import (
     CurationThresholds,
     partition_checks,
 )
+from unwritten_pipeline.defs.curation.judging import (
+    JudgeConfig,
+    judge_metadata,
+    run_judge,
+    shared_encoder,
+)
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import generation_partitions
 from unwritten_pipeline.lib.curation.analysis import (
@@ -15,8 +21,16 @@ from unwritten_pipeline.lib.curation.analysis import (
     quality_distribution,
     quality_table,
 )
+from unwritten_pipeline.lib.curation.dedup import DEFAULT_THRESHOLD
+from unwritten_pipeline.lib.curation.judge import apply_decisions, judge_identity, write_pending
 from unwritten_pipeline.lib.curation.rules import ValidationRules
-from unwritten_pipeline.lib.curation.splits import SPLITS, build_splits, write_splits
+from unwritten_pipeline.lib.curation.splits import (
+    SPLITS,
+    build_splits,
+    drop_near_duplicates,
+    write_near_duplicates,
+    write_splits,
+)
 from unwritten_pipeline.lib.curation.validate import (
     earlier_accepted_hashes,
     validate_partition,
@@ -24,6 +38,7 @@ from unwritten_pipeline.lib.curation.validate import (
 )
 from unwritten_pipeline.lib.generation.partition import partition_content_version
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER
 from unwritten_pipeline.lib.report import png_markdown
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
 from unwritten_pipeline.resources.llm import LLMResource
@@ -36,7 +51,10 @@ class ValidationConfig(CurationThresholds):
         description="per-type quality thresholds; default: the profile's min_quality",
     )
     capacity_tolerance: float = Field(
-        default=0.25, description="allowed |stated - computed| effective capacity"
+        default=0.05, description="allowed |stated - computed| effective capacity"
+    )
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig, description="the blind judge (lib/curation/judge.py)"
     )
 
 
@@ -47,7 +65,7 @@ class ValidationConfig(CurationThresholds):
     group_name="curation",
     kinds={"python", "json"},
     check_specs=CHECK_SPECS,
-    code_version="1",
+    code_version="2",
 )
 def validated_samples(
     context: dg.AssetExecutionContext,
@@ -60,15 +78,22 @@ def validated_samples(
     Enforces the schema, text minimums, the per-type quality threshold, the
     effective-capacity arithmetic, the X+2 rule, dramatic-irony bands, tension
     payoff timelines, memory-resonance weights and duplicates (within the
-    partition and against earlier dates of the type). Rejects are kept in
-    `rejected.jsonl`; batch files of another master_truths_version are refused.
+    partition and against earlier dates of the type). Then the blind judge
+    (lib/curation/judge.py) reads what passed: its label, ratings and findings
+    reject under the configured policy, and a sample it could not judge waits in
+    `pending.jsonl` for the next run. Rejects are kept in `rejected.jsonl`;
+    batch files of another master_truths_version are refused.
     """
     keys = context.partition_key.keys_by_dimension
     data_type, date = keys["data_type"], keys["date"]
     thresholds = {
         t: s.min_quality for t, s in llm.load_profile().types.items()
     } | config.min_quality
-    rules = ValidationRules(min_quality=thresholds, capacity_tolerance=config.capacity_tolerance)
+    # with the judge on, its ratings decide quality, never the generator's own quality_score
+    rules = ValidationRules(
+        min_quality={} if config.judge.enabled else thresholds,
+        capacity_tolerance=config.capacity_tolerance,
+    )
     batch_dir = store.layout.batches_dir(data_type, date)
     result = validate_partition(
         batch_dir,
@@ -83,7 +108,26 @@ def validated_samples(
         context.log.warning(
             f"no batch files in {batch_dir}; materialize llm_batches {context.partition_key} first"
         )
+    judged, policy, pending = None, None, []
+    identity = judge_identity(llm.judge_backend_name(), llm.judge_model_for(data_type))
+    if config.judge.enabled:
+        policy = config.judge.policy(thresholds.get(data_type))
+        judged = run_judge(
+            data_type,
+            [r.sample for r in result.accepted],
+            config=config.judge,
+            policy=policy,
+            llm=llm,
+            store=store,
+        )
+        pending = apply_decisions(result, judged.decisions)
+        if pending:
+            context.log.warning(
+                f"{len(pending)} sample(s) pending, judged on the next run: "
+                f"{pending[0].reasons[0].message}"
+            )
     out_dir = store.layout.validated_dir(data_type, date)
+    write_pending(out_dir, result, pending)
     version = write_validation(
         out_dir,
         result,
@@ -92,6 +136,8 @@ def validated_samples(
             if batch_dir.is_dir()
             else None,
             "min_quality": thresholds.get(data_type),
+            "pending": len(pending),
+            "judge": judged.summary() if judged else None,
         },
     )
     distribution = quality_distribution(result.qualities())
@@ -121,9 +167,10 @@ def validated_samples(
             "refused_files": dg.MetadataValue.json(result.refused_files),
             "batch_files": len(result.batch_files),
             "path": dg.MetadataValue.path(str(out_dir)),
+            **judge_metadata(judged, policy, identity),
         },
         data_version=dg.DataVersion(version),
-        check_results=partition_checks(result, config),
+        check_results=partition_checks(result, config, len(pending)),
     )
 
 
@@ -134,6 +181,14 @@ class SplitsConfig(dg.Config):
     min_quality: float = Field(
         default=0.0, description="drop samples whose quality_score is below this"
     )
+    near_duplicate_cosine: float | None = Field(
+        default=DEFAULT_THRESHOLD,
+        description="leave out a sample this similar (encoder cosine) to an earlier one of its "
+        "type in any partition; null: off",
+    )
+    near_duplicate_encoder: str = Field(
+        default=DEFAULT_ENCODER, description="the encoder the cosine threshold was measured on"
+    )
 
 
 @dg.asset(
@@ -141,7 +196,7 @@ class SplitsConfig(dg.Config):
     deps=[validated_samples],
     group_name="curation",
     kinds={"python", "parquet"},
-    code_version="1",
+    code_version="2",
 )
 def training_splits(
     context: dg.AssetExecutionContext, config: SplitsConfig, store: ArtifactStore
@@ -152,9 +207,15 @@ def training_splits(
     DatasetDict), `combined.jsonl` and `by_type/<type>.jsonl`. The metadata and
     `lineage.json` list every upstream partition key with its data version:
     the chain a reviewer follows from a model back to the generated data.
+    Near-duplicates across all partitions of a type (encoder cosine ≥
+    `near_duplicate_cosine`) are left out, oldest kept, and listed in
+    `near_duplicates.jsonl` with their kept twin.
     """
     ratios = (config.train_ratio, config.validation_ratio, config.test_ratio)
     result = build_splits(store.root, ratios, config.min_quality)
+    if config.near_duplicate_cosine is not None and result.rows:
+        encoder = shared_encoder(config.near_duplicate_encoder)
+        drop_near_duplicates(result, encoder.encode, config.near_duplicate_cosine)
     if not result.rows:
         raise dg.Failure(
             description=(
@@ -162,6 +223,7 @@ def training_splits(
                 "materialize validated_samples first"
             )
         )
+    write_near_duplicates(store.layout.near_duplicates_file, result)
     partitions = [
         {
             "partition_key": p.partition_key,
@@ -181,6 +243,8 @@ def training_splits(
             "partitions": partitions,
             "dropped_duplicates": result.dropped_duplicates,
             "below_min_quality": result.below_min_quality,
+            "near_duplicate_cosine": config.near_duplicate_cosine,
+            "near_duplicates_by_type": result.near_duplicates_by_type(),
         },
     )
     counts_rows = [
@@ -203,6 +267,9 @@ def training_splits(
             "upstream_partition_count": len(partitions),
             "dropped_duplicates": result.dropped_duplicates,
             "below_min_quality": result.below_min_quality,
+            "near_duplicates": len(result.near_duplicates),
+            "near_duplicates_by_type": dg.MetadataValue.json(result.near_duplicates_by_type()),
+            "near_duplicates_file": dg.MetadataValue.path(str(store.layout.near_duplicates_file)),
             "path": dg.MetadataValue.path(str(out_dir)),
         },
         data_version=dg.DataVersion(version),

@@ -14,6 +14,11 @@ CHECK_SPECS = [
         asset="validated_samples",
         description="share of samples breaking a capacity rule < capacity_violation_threshold",
     ),
+    dg.AssetCheckSpec(
+        "judge_pending",
+        asset="validated_samples",
+        description="no sample waits for the blind judge (server down, timeout, unparseable)",
+    ),
 ]
 
 
@@ -23,7 +28,7 @@ class CurationThresholds(dg.Config):
 
 
 def partition_checks(
-    result: PartitionValidation, thresholds: CurationThresholds
+    result: PartitionValidation, thresholds: CurationThresholds, pending: int = 0
 ) -> list[dg.AssetCheckResult]:
     """WARN severity: a poor night shows red in the UI without blocking everything downstream."""
     capacity_rate = result.capacity_violation_rate()
@@ -47,5 +52,12 @@ def partition_checks(
                 "capacity_violation_rate": round(capacity_rate, 4),
                 "threshold": thresholds.capacity_violation_threshold,
             },
+        ),
+        dg.AssetCheckResult(
+            check_name="judge_pending",
+            passed=pending == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"pending": pending},
+            description="pending samples are judged on the next run" if pending else None,
         ),
     ]

@@ -11,10 +11,14 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from unwritten_pipeline.lib.curation.dedup import Candidate, NearDuplicate, near_duplicates
 from unwritten_pipeline.lib.curation.normalize import primary_text
 from unwritten_pipeline.lib.curation.rules import QUALITY_FIELD
 from unwritten_pipeline.lib.curation.validate import ACCEPTED_FILE, SUMMARY_FILE, read_jsonl
@@ -73,6 +77,29 @@ class SplitsResult:
     dropped_duplicates: int = 0
     below_min_quality: int = 0
     counts: Counter = field(default_factory=Counter)  # (split, data_type) -> n
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+
+    def near_duplicates_by_type(self) -> dict[str, int]:
+        return dict(Counter(d.removed.data_type for d in self.near_duplicates))
+
+
+def drop_near_duplicates(
+    result: SplitsResult, encode: Callable[[list[str]], np.ndarray], threshold: float
+) -> None:
+    """Remove paraphrases across every partition of a type, keeping the oldest (rows come
+    oldest partition first); each removal is kept in `result.near_duplicates`."""
+    candidates = [
+        Candidate(row["id"], row["data_type"], f"{row['data_type']}|{row['date']}", row["text"])
+        for row in result.rows
+    ]
+    if not candidates:
+        return
+    result.near_duplicates = near_duplicates(
+        candidates, encode([c.text for c in candidates]), threshold
+    )
+    removed = {d.removed.id for d in result.near_duplicates}
+    result.rows = [row for row in result.rows if row["id"] not in removed]
+    result.counts = Counter((row["split"], row["data_type"]) for row in result.rows)
 
 
 def collect_partitions(data_root: Path) -> list[PartitionInput]:
@@ -162,6 +189,11 @@ def write_splits(out_dir: Path, result: SplitsResult, lineage: dict[str, Any]) -
         )
     write_json_atomic(out_dir / "lineage.json", {"data_version": version, **lineage})
     return version
+
+
+def write_near_duplicates(path: Path, result: SplitsResult) -> None:
+    """The samples left out as near-duplicates, each naming its kept twin (empty when none)."""
+    write_bytes_atomic(path, _jsonl(d.to_json() for d in result.near_duplicates))
 
 
 def _export_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,151 @@
+"""validated_samples' blind-judge pass: configuration, the lazily opened judge backend and
+encoder, and the metadata it adds (lib/curation/judge.py holds the logic)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from unwritten_pipeline.lib.curation.judge import (
+    ENCODER_JUDGE,
+    LLM_JUDGE,
+    JudgePolicy,
+    JudgeRun,
+    VerdictCache,
+    backend_judge,
+    encoder_opinions,
+    judge_identity,
+    judge_samples,
+    measured_weights,
+)
+from unwritten_pipeline.lib.llm.base import LLMBackend, LLMError, LLMUnavailableError
+from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder
+from unwritten_pipeline.resources.llm import LLMResource
+from unwritten_pipeline.resources.storage import ArtifactStore
+
+
+class JudgeConfig(dg.Config):
+    enabled: bool = Field(default=True, description="run the blind judge after the rules")
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="judge weights (llm, encoder) instead of the measured ones "
+        "(lib/curation/judge_accuracy.json)",
+    )
+    min_label_weight: float = Field(
+        default=0.5, description="judges with an opinion must weigh this much for a label check"
+    )
+    min_label_agreement: float = Field(
+        default=0.5, description="weighted share of those judges that must agree with the label"
+    )
+    min_llm_weight: float = Field(
+        default=0.2, description="the LLM judge's ratings and findings decide from this weight"
+    )
+    min_novel_quality: float = Field(default=0.7, description="narrative types, docs/domain.md")
+    min_hook_value: float = Field(default=0.6, description="narrative types, docs/domain.md")
+    encoder: str = Field(
+        default=DEFAULT_ENCODER, description="the encoder giving the zero-shot second opinion"
+    )
+
+    def policy(self, min_quality: float | None) -> JudgePolicy:
+        given_all = {LLM_JUDGE, ENCODER_JUDGE} <= set(self.weights)
+        return JudgePolicy(
+            weights=dict(self.weights) if given_all else {**measured_weights(), **self.weights},
+            min_label_weight=self.min_label_weight,
+            min_label_agreement=self.min_label_agreement,
+            min_llm_weight=self.min_llm_weight,
+            min_quality=min_quality,
+            min_novel_quality=self.min_novel_quality,
+            min_hook_value=self.min_hook_value,
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def shared_encoder(name: str) -> LocalEncoder:
+    """One loaded encoder per process: the judge's opinions and the near-duplicate check of
+    every materialization in this process share it (loading takes seconds)."""
+    return LocalEncoder(name)
+
+
+class LazyJudge:
+    """Opens the judge backend on the first cache miss only (a fully cached partition never
+    loads a model); a server that is down or lacks the model fails every call at once."""
+
+    def __init__(self, llm: LLMResource, store: ArtifactStore, model: str) -> None:
+        self.llm, self.store, self.model = llm, store, model
+        self.backend: LLMBackend | None = None
+        self._judge = None
+
+    def __call__(self, data_type: str, sample: dict[str, Any], findings: Sequence[str]):
+        if self._judge is None:
+            backend = self.llm.open_judge_backend(self.store.layout.model_cache_dir)
+            try:
+                backend.check([self.model])
+            except LLMError as exc:
+                backend.close()
+                raise LLMUnavailableError(str(exc)) from None
+            self.backend, self._judge = backend, backend_judge(backend, self.model)
+        return self._judge(data_type, sample, findings)
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+def run_judge(
+    data_type: str,
+    samples: list[dict[str, Any]],
+    *,
+    config: JudgeConfig,
+    policy: JudgePolicy,
+    llm: LLMResource,
+    store: ArtifactStore,
+) -> JudgeRun:
+    model = llm.judge_model_for(data_type)
+    judge = LazyJudge(llm, store, model)
+    opinions = None
+    # a judge that weighs nothing is not asked (loading the encoder takes seconds)
+    if (
+        data_type in ("sentiment", "personality_traits")
+        and samples
+        and policy.weight(ENCODER_JUDGE) > 0
+    ):
+        opinions = encoder_opinions(shared_encoder(config.encoder))
+    try:
+        return judge_samples(
+            data_type,
+            samples,
+            llm_judge=judge,
+            identity=judge_identity(llm.judge_backend_name(), model),
+            cache=VerdictCache(store.layout.judge_cache_dir(data_type)),
+            policy=policy,
+            encoder_opinions=opinions,
+        )
+    finally:
+        judge.close()
+
+
+def judge_metadata(run: JudgeRun | None, policy: JudgePolicy | None, identity: str) -> dict:
+    if run is None or policy is None:
+        return {"judge": "off"}
+    summary = run.summary()
+    return {
+        "judge": identity,
+        "judge_pending": summary["pending"],
+        "judge_label_checked": summary["label_checked"],
+        "judge_label_agreement": dg.MetadataValue.float(summary["label_agreement"])
+        if summary["label_agreement"] is not None
+        else dg.MetadataValue.text("no label checked"),
+        "judge_agreement_by_judge": dg.MetadataValue.json(summary["judge_agreement"]),
+        "judge_rejects_by_reason": dg.MetadataValue.json(summary["rejects_by_reason"]),
+        "judge_weights": dg.MetadataValue.json(
+            {name: round(weight, 4) for name, weight in policy.weights.items()}
+        ),
+        "judge_llm_decides": policy.llm_decides,
+        "judge_llm_calls": run.llm_calls,
+        "judge_cache_hits": run.cache_hits,
+        "judge_failures": dg.MetadataValue.json(dict(run.failures)),
+    }
