@@ -40,7 +40,7 @@ def vader_label(analyzer, text: str) -> str:
     return "neutral"
 
 
-def run_jobs(data_type: str, n: int) -> dict[str, float]:
+def run_jobs(data_type: str, n: int, per_call: int | None, generate: bool) -> dict[str, float]:
     import dagster as dg
 
     from unwritten_pipeline.definitions import defs
@@ -50,10 +50,9 @@ def run_jobs(data_type: str, n: int) -> dict[str, float]:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     seconds = {}
     with dg.DagsterInstance.ephemeral() as instance:
-        for job_name, config in (
-            ("generation_job", {"ops": {"llm_batches": {"config": {"sample_count": n}}}}),
-            ("curation_job", {}),
-        ):
+        generation = {"sample_count": n, "samples_per_call": per_call}
+        jobs = [("generation_job", {"ops": {"llm_batches": {"config": generation}}})]
+        for job_name, config in [*(jobs if generate else []), ("curation_job", {})]:
             started = time.perf_counter()
             result = defs.resolve_job_def(job_name).execute_in_process(
                 partition_key=key, run_config={**quiet, **config}, instance=instance
@@ -167,7 +166,11 @@ def main() -> int:
     parser.add_argument("--types", nargs="+", default=["sentiment", "emotional_authenticity"])
     parser.add_argument("--root", type=Path, required=True, help="scratch data root")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--samples-per-call", type=int, help="default: the profile's")
     parser.add_argument("--measure-only", action="store_true", help="curated data is there")
+    parser.add_argument(
+        "--curate-only", action="store_true", help="curate the batch files there, then measure"
+    )
     args = parser.parse_args()
     os.environ["UNWRITTEN_DATA_ROOT"] = str(args.root)  # read by the definitions' resources
     os.environ.setdefault("UNWRITTEN_LLM_THREADS", "1")
@@ -178,7 +181,11 @@ def main() -> int:
     analyzer = SentimentIntensityAnalyzer()
     results = {}
     for data_type in args.types:
-        seconds = {} if args.measure_only else run_jobs(data_type, args.n)
+        seconds = (
+            {}
+            if args.measure_only
+            else run_jobs(data_type, args.n, args.samples_per_call, not args.curate_only)
+        )
         results[data_type] = {**measure(args.root, data_type, analyzer), "seconds": seconds}
         print_figures(data_type, results[data_type])
         sys.stdout.flush()

@@ -77,7 +77,7 @@ def test_the_draw_is_deterministic_and_follows_the_weights(tmp_path):
     assert draws == [table.draw(DATE, n).name for n in range(1, 401)]
     counts = Counter(draws)
     assert abs(counts["pos"] - 200) <= 3 and abs(counts["neu"] - 100) <= 3
-    # a retry asks again, for a stratum of its own; another date walks another sequence
+    # `attempt` moves along the sequence; another date walks another sequence
     assert [table.draw(DATE, n, attempt=1).name for n in range(1, 41)] != draws[:40]
     assert [table.draw("2026-11-23", n).name for n in range(1, 41)] != draws[:40]
 
@@ -229,6 +229,14 @@ def test_calls_ask_for_their_stratum_and_scenario_and_samples_record_them(fake_s
             ]
             * 2
         )
+
+
+def test_a_retry_keeps_its_batchs_stratum_with_a_new_seed_and_scenario():
+    strata = load_strata(STORE.strata_dir, "sentiment")
+    scenarios = load_scenarios(STORE.scenarios_dir)
+    first, retry = (plan_call(DATE, "sentiment", 7, a, strata, scenarios) for a in (0, 1))
+    assert retry.stratum == first.stratum and retry.seed != first.seed
+    assert plan_call(DATE, "sentiment", 7, 0, None, None).provenance() == {"seed": first.seed}
 
 
 def _backend(fake_server):

@@ -483,11 +483,13 @@ def plan_call(
     strata: StrataTable | None,
     scenarios: ScenarioLists | None,
 ) -> CallPlan:
-    """The stratum and scenario of one call: reproducible per call, different per retry."""
+    """The stratum and scenario of one call, reproducible per call. A retry asks for the same
+    stratum (a stratum the model finds hard would otherwise be under-filled by its retries
+    moving elsewhere) in a new scenario, with a new seed."""
     seed = call_seed(date, data_type, batch_number, attempt)
     return CallPlan(
         seed=seed,
-        stratum=strata.draw(date, batch_number, attempt) if strata else None,
+        stratum=strata.draw(date, batch_number) if strata else None,
         scenario=scenarios.draw(seed) if scenarios else None,
     )
 

@@ -34,8 +34,9 @@ OFF_TARGET = "off_target"  # achieved stratum of a sample that fits no stratum o
 _RANGE_SLACK = 1e-9
 # Consecutive batch numbers walk the unit interval by the golden ratio's fractional part: any
 # run of calls covers every stratum close to its weight (a plain random draw per call leaves
-# whole strata empty in a 50-call partition), and each call's stratum depends only on
-# (date, data_type, batch_number, attempt).
+# whole strata empty in a 50-call partition), and each batch's stratum depends only on
+# (date, data_type, batch_number); `attempt` moves elsewhere on the sequence for callers that
+# want a retry to ask for another stratum (the runner keeps the batch's).
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _RETRY_STRIDE = 7919  # a retry moves far along the sequence: it asks for another stratum
 
