@@ -57,7 +57,6 @@ BLOCKING_CHECKS = {
     "multitask_tflite": "parity",
     "personality_coreml": "weights_parity",
     "multitask_coreml": "spec",
-    "student_tflite": "parity",
     "model_release": "export_parity",
 }
 

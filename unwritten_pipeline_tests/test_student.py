@@ -135,7 +135,7 @@ def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
     return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}})
 
 
-def test_snapped_weights_compute_what_qat_trained():
+def test_snapped_weights_are_the_grid_qat_trained_on():
     model = _small_student()
     train_student(
         model,
@@ -147,12 +147,17 @@ def test_snapped_weights_compute_what_qat_trained():
     mask = torch.ones(4, 12, dtype=torch.long)
     model.set_quantization(4)
     with torch.no_grad():
-        fake = model(ids, mask)
+        trained = model(ids, mask)
     snap_to_grid(model, 4)
+    assert all(getattr(m, "bits", None) is None for m in model.modules())
+    table = model.embedding.weight.detach()[1:]  # row 0 is [PAD], all zeros
+    levels = table / (table.abs().amax(1, keepdim=True) / 7)
+    assert torch.allclose(levels, levels.round(), atol=1e-4)  # already on the INT4 grid
+    model.set_quantization(4)  # re-quantizing the grid changes nothing
     with torch.no_grad():
-        snapped = model(ids, mask)
-    for name in fake:
-        assert torch.allclose(fake[name], snapped[name], atol=1e-5)
+        again = model(ids, mask)
+    for name in trained:
+        assert torch.allclose(trained[name], again[name], atol=1e-5)
 
 
 @pytest.mark.slow
@@ -210,3 +215,108 @@ def test_too_few_texts_fail_with_the_count_and_the_setting(tmp_path):
         train_student_from_teacher(
             sources, tmp_path / "out", {}, StudentTrainConfig(), lineage={}, min_texts=50
         )
+
+
+# --- the student in the release ------------------------------------------------------------
+
+
+def _evaluation_with_student(tmp_path, student_accuracy: float, student_auc: float):
+    """evaluation.json as model_evaluation writes it (release_fixtures), plus the student."""
+    from unwritten_pipeline.lib.evaluation import results
+    from unwritten_pipeline.lib.storage.layout import Layout
+    from unwritten_pipeline_tests.release_fixtures import auc, metrics, write_evaluation
+
+    path = write_evaluation(Layout(tmp_path), sentiment_f1=0.80, personality_auc=0.70)
+    payload = results.load_evaluation(path)
+    payload["models"]["student_tflite/int4_dynamic"] = {
+        "sentiment": metrics(student_accuracy, student_accuracy - 0.01),
+        "personality": auc(student_auc),
+        "test_split": {},
+    }
+    results.write_evaluation(path, payload)
+    return path
+
+
+def _records(tmp_path, *, parity: bool = True, stale: str | None = None):
+    shipped = tmp_path / "student_int4_dynamic.tflite"
+    shipped.write_bytes(b"x" * 1000)
+    teacher = {
+        "asset": "multitask_tflite",
+        "created": "2026-01-01T00:00:00+00:00",
+        "files": {},
+        "interface": {"recipe": "int4_embedding_int8_dense"},
+        "model": {
+            "asset": "multitask_model",
+            "weights": "t",
+            "weights_sha256": "a" * 64,
+            "lineage": {},
+        },
+    }
+    student = {
+        "asset": "student_tflite",
+        "created": "2026-01-01T00:00:00+00:00",
+        "stale": stale,
+        "files": {"multitask.tflite": {"path": str(shipped)}},
+        "parity": {"passed": parity},
+        "interface": {"recipe": "int4_dynamic"},
+        "model": {
+            "asset": "multitask_student",
+            "weights": str(tmp_path / "student.safetensors"),
+            "lineage": {"teacher": {"weights_sha256": "a" * 64}},
+        },
+    }
+    return {"multitask_tflite": teacher}, student
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "auc", "parity", "stale", "ships", "reason"),
+    [
+        (0.80, 0.69, True, None, True, None),  # sentiment -0.01 (teacher 0.81), AUC -0.01
+        (0.78, 0.70, True, None, False, "golden sentiment accuracy"),  # -0.03
+        (0.81, 0.67, True, None, False, "golden openness AUC"),  # -0.03 on every trait
+        (0.81, 0.70, False, None, False, "failed its parity check"),
+        (0.81, 0.70, True, "retrained", False, "stale: retrained"),
+    ],
+)
+def test_the_student_takes_the_multitask_slot_only_when_it_passes(
+    tmp_path, accuracy, auc, parity, stale, ships, reason
+):
+    from unwritten_pipeline.lib.student.release import choose_multitask, shipped_student_dir
+
+    evaluation = _evaluation_with_student(tmp_path, accuracy, auc)
+    records, student = _records(tmp_path, parity=parity, stale=stale)
+    teacher = records["multitask_tflite"]
+    decision = choose_multitask(records, "multitask_tflite", student, evaluation)
+    assert decision.ships is ships
+    assert records["multitask_tflite"] is (student if ships else teacher)
+    assert (shipped_student_dir(records, "multitask_tflite") is not None) is ships
+    if reason:
+        assert any(reason in r for r in decision.reasons), decision.reasons
+    # the manifest's lineage of the shipped multi-task model carries the decision and the teacher
+    recorded = records["multitask_tflite"]["model"]["lineage"]["student_decision"]
+    assert recorded["ships"] is ships
+    assert recorded["figures"]["teacher_weights_sha256"] == "a" * 64
+
+
+def test_without_a_student_export_or_a_fresh_evaluation_the_teacher_ships(tmp_path):
+    from unwritten_pipeline.lib.student.release import choose_multitask
+
+    evaluation = _evaluation_with_student(tmp_path, 0.81, 0.70)
+    records, student = _records(tmp_path)
+    assert not choose_multitask(records, "multitask_tflite", None, evaluation).ships
+    records, student = _records(tmp_path)
+    student["created"] = "2999-01-01T00:00:00+00:00"  # exported after the evaluation ran
+    decision = choose_multitask(records, "multitask_tflite", student, evaluation)
+    assert not decision.ships
+    assert records["multitask_tflite"]["asset"] == "multitask_tflite"
+    assert "no evaluation" in decision.reasons[0]
+
+
+def test_a_student_file_over_the_size_budget_does_not_ship(tmp_path):
+    from unwritten_pipeline.lib.student.release import StudentThresholds, choose_multitask
+
+    evaluation = _evaluation_with_student(tmp_path, 0.81, 0.70)
+    records, student = _records(tmp_path)
+    limits = StudentThresholds(max_size_mb=0.0005)  # the file is 1000 bytes
+    decision = choose_multitask(records, "multitask_tflite", student, evaluation, limits)
+    assert not decision.ships and "MB >" in decision.reasons[0]

@@ -20,6 +20,7 @@ from unwritten_pipeline.defs.export.keys import (
     PERSONALITY_TFLITE,
     PROBE_TEXTS,
     SHIPPED_EXPORTS,
+    STUDENT_TFLITE,
 )
 from unwritten_pipeline.lib.dialogue.release import (
     DialogueManifestError,
@@ -60,6 +61,13 @@ from unwritten_pipeline.lib.multitask.artifacts import load_tokenizer
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
+from unwritten_pipeline.lib.student.export import student_modules
+from unwritten_pipeline.lib.student.release import (
+    choose_multitask,
+    device_report,
+    load_student_record,
+    shipped_student_dir,
+)
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -94,7 +102,14 @@ class ReleaseConfig(dg.Config):
     # or is triggered by the ~14 min dialogue chain
     automation_condition=REBUILD.ignore(dg.AssetSelection.assets(DIALOGUE_MANIFEST)),
     name=MODEL_RELEASE,
-    deps=[*SHIPPED_EXPORTS, BENCHMARK_REPORT, MODEL_EVALUATION, PROBE_TEXTS, DIALOGUE_MANIFEST],
+    deps=[
+        *SHIPPED_EXPORTS,
+        BENCHMARK_REPORT,
+        MODEL_EVALUATION,
+        PROBE_TEXTS,
+        DIALOGUE_MANIFEST,
+        STUDENT_TFLITE,
+    ],
     group_name="export",
     kinds={"json"},
     code_version="2",
@@ -118,6 +133,17 @@ def model_release(
     layout = store.layout
     # 1. what the exports shipped, as they recorded it
     records = _export_records(store)
+    # the on-device student takes the multi-task slot when it passes its checks (docs/student.md)
+    student = choose_multitask(
+        records,
+        MULTITASK_TFLITE,
+        load_student_record(layout.export_record(STUDENT_TFLITE), STUDENT_TFLITE),
+        layout.evaluation_dir / EVALUATION_FILE,
+    )
+    context.log.info(
+        f"multi-task model: {'the student' if student.ships else 'the teacher'} ships "
+        f"{student.reasons or ''}"
+    )
     files = {n: Path(e["path"]) for r in records.values() for n, e in r["files"].items()}
     dialogue = _dialogue(store, context)
     files.update(dialogue.files)
@@ -126,13 +152,15 @@ def model_release(
     exported = litert_outputs(files["personality.tflite"], files["multitask.tflite"], inputs)
     reference = torch_outputs(
         load_deployment(layout.model_dir(PERSONALITY_MODEL))[0],
-        multitask_module(layout.model_dir(MULTITASK_MODEL))[0],
+        _multitask_reference(layout, records),
         inputs,
     )
     shipped = latest_release(layout.releases_dir)
     candidates = {
         "personality": f"{PERSONALITY_TFLITE}/{records[PERSONALITY_TFLITE]['interface']['recipe']}",
-        "multitask": f"{MULTITASK_TFLITE}/{records[MULTITASK_TFLITE]['interface']['recipe']}",
+        "multitask": "/".join(
+            (records[MULTITASK_TFLITE]["asset"], records[MULTITASK_TFLITE]["interface"]["recipe"])
+        ),
     }
     evaluation, problem = _evaluation(layout.evaluation_dir / EVALUATION_FILE, records)
     interface = _interface(records)
@@ -146,7 +174,7 @@ def model_release(
             ),
         ),
         gate.device_targets_check(
-            _optional_json(layout.benchmark_report_json),
+            device_report(_optional_json(layout.benchmark_report_json), records, MULTITASK_TFLITE),
             {f.removesuffix(".tflite"): sha256_file(files[f]) for f in LITERT_FILES},
         ),
         gate.golden_check(
@@ -212,9 +240,22 @@ def _gate_inputs(
             f"but {PERSONALITY_MODEL} was trained on {trained_with}; configure that encoder"
         )
     model_config = records[MULTITASK_TFLITE]["interface"]["model_config"]
-    tokenizer = load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
+    student_dir = shipped_student_dir(records, MULTITASK_TFLITE)
+    tokenizer = (
+        student_modules(student_dir)[2]
+        if student_dir
+        else load_tokenizer(store.layout.model_dir(MULTITASK_MODEL))
+    )
     inputs = prepare_inputs(probes + test, encoder, tokenizer, model_config["input_length"])
     return inputs, len(probes)
+
+
+def _multitask_reference(layout, records: dict):
+    """The PyTorch module the shipped multi-task file was converted from (student or teacher)."""
+    student_dir = shipped_student_dir(records, MULTITASK_TFLITE)
+    if student_dir is not None:
+        return student_modules(student_dir)[0]
+    return multitask_module(layout.model_dir(MULTITASK_MODEL))[0]
 
 
 def _interface(records: dict) -> dict:

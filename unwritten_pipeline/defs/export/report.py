@@ -10,6 +10,7 @@ from unwritten_pipeline.defs.export.keys import (
     LITERT_FILES,
     MULTITASK_TFLITE,
     PERSONALITY_TFLITE,
+    STUDENT_TFLITE,
 )
 from unwritten_pipeline.lib.dialogue.release import (
     DialogueManifestError,
@@ -33,6 +34,11 @@ from unwritten_pipeline.lib.personality.fusechat import load_cache
 from unwritten_pipeline.lib.report import markdown_table, png_markdown
 from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
+from unwritten_pipeline.lib.student.benchmark import (
+    SAMPLE_TEXT,
+    student_benchmark,
+    student_markdown,
+)
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 
@@ -48,7 +54,7 @@ class BenchmarkConfig(dg.Config):
 @dg.asset(
     automation_condition=REBUILD,
     name=BENCHMARK_REPORT,
-    deps=[PERSONALITY_TFLITE, MULTITASK_TFLITE],
+    deps=[PERSONALITY_TFLITE, MULTITASK_TFLITE, STUDENT_TFLITE],
     group_name="export",
     kinds={"json", "markdown"},
     code_version="1",
@@ -109,6 +115,19 @@ def benchmark_report(
         "float": multitask_accuracy(floats["multitask"], tokenizer, test, length),
         "quantized": multitask_accuracy(shipped["multitask"], tokenizer, test, length),
     }
+    # the on-device student beside its teacher, when it has been exported (docs/student.md)
+    student = student_benchmark(
+        store.layout.export_record(STUDENT_TFLITE),
+        SAMPLE_TEXT,
+        test,
+        config.threads,
+        config.runs,
+        config.warmup,
+        report["models"]["multitask"]["accuracy"]["quantized"],
+    )
+    if student is not None:
+        report["models"]["student"] = student
+        latencies["student"] = student["latency_ms"]
     mt = report["models"]["multitask"]
     measured = {
         "size_mb": mt["size_mb"],
@@ -121,7 +140,7 @@ def benchmark_report(
     report["targets"] = [
         dict(zip(("metric", "measured", "target", "must", "result"), r, strict=True)) for r in rows
     ]
-    markdown = _markdown(report, rows)
+    markdown = _markdown(report, rows) + student_markdown(report)
     out = store.layout.reports_dir
     write_json_atomic(out / "benchmark_report.json", strict_json(report))
     write_bytes_atomic(out / "benchmark_report.md", markdown.encode())

@@ -196,7 +196,9 @@ class StudentExportConfig(dg.Config):
     group_name=GROUP,
     kinds={"tflite"},
     code_version="1",
-    check_specs=[dg.AssetCheckSpec(PARITY, asset=STUDENT_TFLITE, blocking=True)],
+    # not blocking: a student that fails it is not shipped (lib/student/release.py), and the
+    # teacher's release must not wait for it
+    check_specs=[dg.AssetCheckSpec(PARITY, asset=STUDENT_TFLITE)],
 )
 def student_tflite(
     context: dg.AssetExecutionContext, config: StudentExportConfig, store: ArtifactStore

@@ -3,8 +3,9 @@
 Every weight matrix is stored in float and, when `bits` is set on the model, seen through a
 symmetric per-row fake quantizer during training (quantization-aware training, straight-through
 gradients): per row of the embedding table (one scale per token) and per output channel of
-each Linear — the granularity of the LiteRT INT4 recipes, so the exported INT4 file computes
-what the student was trained to compute.
+each Linear — the granularity of the LiteRT INT4 recipes — and each Linear's input through an
+int8 per-row quantizer (the dynamic recipes' run-time activation quantization), so the exported
+INT4 file computes what the student was trained to compute.
 """
 
 from __future__ import annotations
@@ -40,12 +41,17 @@ def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
     return weight + (quantized - weight).detach()
 
 
+ACTIVATION_BITS = 8  # LiteRT's dynamic recipes quantize each Linear's input to int8 at run time
+
+
 class QuantLinear(nn.Linear):
     bits: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight if self.bits is None else fake_quantize(self.weight, self.bits)
-        return nn.functional.linear(x, weight, self.bias)
+        if self.bits is None:
+            return nn.functional.linear(x, self.weight, self.bias)
+        rows = fake_quantize(x.reshape(-1, x.shape[-1]), ACTIVATION_BITS).reshape(x.shape)
+        return nn.functional.linear(rows, fake_quantize(self.weight, self.bits), self.bias)
 
 
 class QuantEmbedding(nn.Embedding):
