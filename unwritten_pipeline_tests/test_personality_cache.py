@@ -15,10 +15,12 @@ from unwritten_pipeline.lib.personality.embeddings import (
     packaged_encoder_dir,
 )
 from unwritten_pipeline.lib.personality.fusechat import (
+    PackagedSource,
     SourceError,
     SourceStats,
     build_cache,
     cache_version,
+    conversation_rows,
     human_turns,
     load_cache,
     local_source,
@@ -26,6 +28,7 @@ from unwritten_pipeline.lib.personality.fusechat import (
 )
 from unwritten_pipeline.lib.personality.model import soft_labels
 from unwritten_pipeline.lib.personality.tokens import load_tokens
+from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
 from unwritten_pipeline.testing.fake_llm_server import fake_embedding
 
@@ -72,6 +75,69 @@ def test_malformed_lines_are_skipped_counted_and_bounded(tmp_path):
         human_turns(local_source("*.jsonl", tmp_path, 0.1).rows(SourceStats()), 100)
     with pytest.raises(SourceError, match="no FuseChat source files match"):
         local_source("*.parquet", tmp_path, 0.1)
+
+
+def _turn(sender, *texts):
+    return [{"text": t, "sender": sender, "timestamp": "2018-04-19T19:57:51"} for t in texts]
+
+
+def test_packaged_conversations_become_human_turns_capped_per_conversation(tmp_path):
+    conversation = {
+        "prompt": "What did you learn recently?",
+        "messages": [
+            _turn("a", "Hello"),
+            _turn("b", "I learned that corgis", "are herding dogs"),
+            _turn("a", "   "),
+            _turn("a", "Wow that sounds so sad"),
+            _turn("b", "It is not sad at all"),
+        ],
+    }
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"c1": conversation, "c2": {"prompt": "no messages"}}))
+    stats = SourceStats()
+    rows = list(
+        conversation_rows(
+            path, stats, turns_per_conversation=2, min_words=4, max_malformed_ratio=0.5
+        )
+    )
+    # one speaker's messages make one turn; "Hello" is too short; two turns per conversation
+    assert human_turns(rows, 10) == [
+        "I learned that corgis are herding dogs",
+        "Wow that sounds so sad",
+    ]
+    assert (stats.rows, stats.malformed) == (2, 1)
+    assert stats.malformed_examples == [f"{path}:c2"]
+    with pytest.raises(SourceError, match=r"dataset\.json: 1 of 2 conversations have no"):
+        list(
+            conversation_rows(
+                path, SourceStats(), turns_per_conversation=2, min_words=4, max_malformed_ratio=0
+            )
+        )
+    path.write_text("[1, 2")
+    with pytest.raises(SourceError, match=r"dataset\.json: not valid JSON"):
+        list(
+            conversation_rows(
+                path, SourceStats(), turns_per_conversation=2, min_words=4, max_malformed_ratio=0
+            )
+        )
+
+
+def test_the_packaged_chitchat_corpus_is_the_offline_default(tmp_path):
+    source = FuseChatSourceResource().open(tmp_path)
+    assert isinstance(source, PackagedSource)
+    stats = SourceStats()
+    turns = human_turns(source.rows(stats), 10_000)
+    assert len(turns) == len({t.lower() for t in turns}) == 10_000
+    assert all(len(t.split()) >= source.min_words for t in turns)
+    assert stats.rows > 10_000 / source.turns_per_conversation  # spread over conversations
+    identity = source.identity()
+    assert identity.startswith("pypi:chitchat-dataset==0.9.0:")
+    assert PackagedSource(turns_per_conversation=4).identity() != identity
+    assert source.describe()["license"] == "MIT"
+    with pytest.raises(SourceError, match="packaged corpus 'dailydialog' is unknown"):
+        PackagedSource("dailydialog").identity()
+    with pytest.raises(ValueError, match="UNWRITTEN_FUSECHAT_SOURCE='s3': use one of packaged"):
+        FuseChatSourceResource(kind="s3").open(tmp_path)
 
 
 def test_cache_version_changes_exactly_with_its_inputs():

@@ -25,6 +25,7 @@ from unwritten_pipeline.lib.personality.train import (
     TrainConfig,
     latest_checkpoint,
     load_checkpoint,
+    soft_label_loss,
     train,
 )
 from unwritten_pipeline.resources.storage import PROJECT_ROOT
@@ -198,3 +199,40 @@ def test_mismatched_rows_are_refused(tmp_path):
             TrainConfig(),
             tmp_path,
         )
+
+
+def test_soft_label_loss_choices():
+    logits, targets = torch.randn(4, 10), torch.softmax(torch.randn(4, 10), dim=-1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.isclose(soft_label_loss("bce")(logits, targets), bce)
+    cross_entropy = -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    assert torch.isclose(soft_label_loss("ce_bce")(logits, targets), cross_entropy + bce)
+    with pytest.raises(ValueError, match="loss 'mse' is unknown; use one of bce, ce_bce"):
+        soft_label_loss("mse")
+
+
+def test_cross_entropy_learns_the_ranking_that_bce_alone_collapses_to_the_mean(tmp_path):
+    """Soft labels as the cache makes them (softmax of cosines / 0.07 over 325 tokens)."""
+    wide = PersonalityConfig(
+        encoder_dim=16,
+        embedding_dim=32,
+        hidden_dim=32,
+        num_heads=4,
+        ffn_dim=64,
+        num_tokens=TOKEN_COUNT,
+        dropout=0.0,
+    )
+    generator = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(1024, 16, generator=generator), dim=-1)
+    y = soft_labels(x, torch.randn(TOKEN_COUNT, 16, generator=generator), 0.07)
+    recall = {}
+    for loss in ("bce", "ce_bce"):
+        torch.manual_seed(0)
+        config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, val_fraction=0.25, loss=loss)
+        result = train(
+            PersonalityModel(wide), x.numpy(), y.numpy(), config, tmp_path / loss, log=print
+        )
+        recall[loss] = result.final["val_top5_recall"]
+    chance = 5 / TOKEN_COUNT
+    assert recall["bce"] < 3 * chance, recall  # the seed's loss: the same top 5 for every text
+    assert recall["ce_bce"] > 5 * chance, recall

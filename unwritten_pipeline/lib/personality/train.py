@@ -1,10 +1,16 @@
 """Pretraining of the PersonalityModel on soft labels, with per-epoch checkpoints and resume.
 
-AdamW (lr 3e-4, wd 1e-2), cosine schedule to 1e-6 over all steps, batch 256,
-BCEWithLogitsLoss on the soft labels, grad-norm clip 1.0, 5% validation,
-loss and top-5 recall logged every 50 steps, a checkpoint per epoch
+AdamW (lr 1e-3, wd 1e-2), cosine schedule to 1e-6 over all steps, batch 256,
+soft-label cross-entropy + BCEWithLogitsLoss (`soft_label_loss`), grad-norm clip 1.0,
+5% validation, loss and top-5 recall logged every 50 steps, a checkpoint per epoch
 (`epoch_<N>_valloss_<loss>.pt`: model + optimiser + scheduler + RNG state,
-loadable with `torch.load(..., weights_only=True)`).
+loadable with `torch.load(..., weights_only=True)`). The validation loss is the BCE
+for every loss choice, so runs compare.
+
+The seed's recipe (BCE alone, lr 3e-4) collapses to the mean distribution: measured on
+10,000 chitchat-dataset turns, 3 epochs, its outputs barely vary between texts (held-out
+top-5 recall 0.017, chance 0.015; golden Big Five AUC 0.42). Cross-entropy + BCE at lr 3e-4
+reaches 0.593 / 0.831, at lr 1e-3 0.684 / 0.848 (README, PersonalityModel stage).
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ CHECKPOINT_PATTERN = re.compile(r"epoch_(\d+)_valloss_([0-9.]+|nan|inf)\.pt$")
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 256
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 1e-2
     min_lr: float = 1e-6
     grad_clip: float = 1.0
     val_fraction: float = 0.05
     log_every: int = 50
     seed: int = 0
+    loss: str = "ce_bce"  # see soft_label_loss; "bce" is the seed's recipe
 
 
 @dataclass
@@ -50,6 +57,32 @@ class TrainResult:
     @property
     def final(self) -> dict:
         return self.history["epochs"][-1]
+
+
+LOSSES = ("bce", "ce_bce")
+
+
+def soft_label_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """bce: BCEWithLogits per token (the seed's loss). ce_bce: cross-entropy of the logits'
+    softmax against the soft-label distribution, plus that BCE.
+
+    The soft labels are a distribution over 325 tokens, nearly flat (each ≈ 1/325); BCE per
+    token is dominated by fitting that mean, so a model trained on it alone ranks tokens
+    almost the same for every text. The cross-entropy term compares the ranking itself; the
+    BCE term keeps sigmoid(logit) on the soft labels' scale, which the on-device sigmoid and
+    the token → trait mapping read.
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"loss {kind!r} is unknown; use one of {', '.join(LOSSES)}")
+    bce = nn.BCEWithLogitsLoss()
+    if kind == "bce":
+        return bce
+
+    def ce_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        cross_entropy = -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+        return cross_entropy + bce(logits, targets)
+
+    return ce_bce
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
@@ -127,7 +160,7 @@ def train(
         result = TrainResult(history, resumed_from=resume)
         log(f"resuming from {resume.name} (epoch {state['epoch']} of {config.epochs} done)")
 
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = soft_label_loss(config.loss)
     model.train()
     started, seen = time.perf_counter(), 0
     for epoch in range(start_epoch, config.epochs + 1):
