@@ -12,6 +12,7 @@ import pytest
 
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.dialogue.assets import (
+    DIALOGUE_MANIFEST,
     F16_MAX_INCREASE,
     GGUF_MATCHES_PYTORCH,
     PTE_TOP1_AGREEMENT,
@@ -19,6 +20,7 @@ from unwritten_pipeline.defs.dialogue.assets import (
     dialogue_manifest,
     dialogue_pte,
 )
+from unwritten_pipeline.defs.export.release import model_release
 from unwritten_pipeline.lib.dialogue import chain, sft
 from unwritten_pipeline.lib.dialogue.base_model import (
     DEFAULT_BASE_MODEL,
@@ -40,6 +42,7 @@ from unwritten_pipeline.lib.dialogue.gguf_export import (
     check_toolchain,
     load_llama,
 )
+from unwritten_pipeline.lib.dialogue.memory import status_mb
 from unwritten_pipeline.lib.dialogue.pte_export import PteError, check_executorch
 from unwritten_pipeline.lib.dialogue.release import (
     NOT_BUILT,
@@ -307,6 +310,8 @@ def test_manifest_lists_the_shipped_files_with_their_verification_benchmark_and_
     for row in rows.values():  # a child process loaded the file and generated
         assert row["peak_rss_mb"] > row["model_rss_mb"] > 0, row
         assert row["prompt_tokens_per_s"] > 0 and row["generation_tokens_per_s"] > 0
+    # the child's own peak, not this (torch-laden) process's RSS carried over its exec
+    assert rows["dialogue-q4_k_m.gguf"]["peak_rss_mb"] < status_mb("VmRSS") / 2
     lineage = manifest["lineage"]
     splits_lineage = read_json(layout.splits_dir / "lineage.json")
     assert lineage["training_splits_version"] == splits_lineage["data_version"]
@@ -421,6 +426,51 @@ def test_without_a_dialogue_manifest_the_release_says_not_built(tmp_path):
     layout.dialogue_manifest.write_text('{"files": [], "lineage": {}}')
     with pytest.raises(DialogueManifestError, match=r"dialogue_manifest\.json: field 'benchmark'"):
         dialogue_release(layout)
+
+
+def _condition(asset: dg.AssetsDefinition) -> dg.AutomationCondition:
+    return asset.automation_conditions_by_key[asset.key]
+
+
+def test_automation_never_starts_the_chain_and_the_release_neither_waits_for_nor_follows_it():
+    """The real conditions of dialogue_manifest and model_release on a graph of their shape."""
+
+    def stub(key: str, deps: list[str], condition=None) -> dg.AssetsDefinition:
+        @dg.asset(name=key, deps=deps, automation_condition=condition)
+        def _stub() -> None: ...
+
+        return _stub
+
+    defs = dg.Definitions(
+        assets=[
+            stub("training_splits", []),
+            stub("multitask_tflite", []),
+            stub(DIALOGUE_MANIFEST, ["training_splits"], _condition(dialogue_manifest)),
+            stub(
+                "model_release",
+                ["multitask_tflite", DIALOGUE_MANIFEST],
+                _condition(model_release),
+            ),
+        ]
+    )
+    with dg.instance_for_test() as instance:
+        cursor = None
+
+        def tick(*materialized: str) -> set[str]:
+            nonlocal cursor
+            for key in materialized:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
+            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+            cursor = result.cursor
+            return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+        tick("training_splits", "multitask_tflite", "model_release")
+        tick()  # the first ticks handle the initial state
+        assert tick("training_splits") == set()  # never built: the sensor does not start it
+        assert tick("multitask_tflite") == {"model_release"}  # no manifest: not held back
+        assert tick("model_release") == set()
+        assert tick(DIALOGUE_MANIFEST) == set()  # a new manifest triggers no release
+        assert tick("training_splits") == {DIALOGUE_MANIFEST}  # once built, it follows new data
 
 
 def test_large_release_files_are_hard_linked_where_the_filesystem_allows(tmp_path, monkeypatch):

@@ -2,10 +2,12 @@
 uses (llama.cpp for a GGUF, the ExecuTorch runtime for a .pte), evaluates a prompt and generates
 greedily; its resident-set high-water mark is the figure.
 
-The child reports its own `getrusage(RUSAGE_SELF).ru_maxrss`, the same number the parent's
-`RUSAGE_CHILDREN` gives for a single child, but not raised by earlier, larger children (the
-converter, an fp32 .pte). `baseline_rss_mb` is the child's RSS after its imports and before the
-model is loaded, so `model_rss_mb` = peak - baseline is what the model and the run add.
+The child reports its own `VmHWM` (/proc/self/status): the high-water mark of its address space,
+which begins at exec. Not `ru_maxrss` (RUSAGE_SELF in the child or RUSAGE_CHILDREN in the
+parent): Linux carries the pre-exec RSS into it, so every child would report at least the RSS
+of the Dagster process that spawned it (measured: 5,473 MB for every GGUF, the parent's size).
+`baseline_rss_mb` is the child's RSS after its imports and before the model is loaded, so
+`model_rss_mb` = peak - baseline is what the model and the run add.
 
     python -m unwritten_pipeline.lib.dialogue.memory < request.json   # the child side
 """
@@ -13,7 +15,6 @@ model is loaded, so `model_rss_mb` = peak - baseline is what the model and the r
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +26,12 @@ class MemoryProbeError(RuntimeError):
     """The child process could not load or run the file; the message names it."""
 
 
-def _rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (Linux), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    return 0.0
+    raise MemoryProbeError(f"/proc/self/status has no {field} line (peak memory needs Linux)")
 
 
 def peak_memory(runtime: str, path: Path, prompt: list[int], new_tokens: int, **options) -> dict:
@@ -90,10 +92,9 @@ def _child() -> None:
         import torch  # noqa: F401
 
         run = _run_pte
-    baseline = _rss_mb()
+    baseline = status_mb("VmRSS")
     run(path, **request)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": baseline}))
+    print(json.dumps({"peak_rss_mb": status_mb("VmHWM"), "baseline_rss_mb": baseline}))
 
 
 if __name__ == "__main__":
