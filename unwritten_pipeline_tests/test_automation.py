@@ -128,6 +128,7 @@ PERSONALITY_SIDE = [
         # the student distils on the FuseChat turns too
         "multitask_student",
         "student_tflite",
+        "student_coreml",
     }
 ]
 
@@ -165,6 +166,7 @@ def test_new_generation_partition_rebuilds_the_data_side(world):
             "multitask_coreml",
             "multitask_student",
             "student_tflite",
+            "student_coreml",
             "benchmark_report",
             "model_release",
             "model_evaluation",

@@ -36,6 +36,7 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
         "multitask_coreml",
         "multitask_student",
         "student_tflite",
+        "student_coreml",
         "seed_examples",
         "probe_texts",
         "dialogue_sft_dataset",

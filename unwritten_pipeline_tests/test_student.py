@@ -320,3 +320,29 @@ def test_a_student_file_over_the_size_budget_does_not_ship(tmp_path):
     limits = StudentThresholds(max_size_mb=0.0005)  # the file is 1000 bytes
     decision = choose_multitask(records, "multitask_tflite", student, evaluation, limits)
     assert not decision.ships and "MB >" in decision.reasons[0]
+
+
+@pytest.mark.slow
+def test_student_core_ml_package_holds_the_int4_weights(tmp_path):
+    from unwritten_pipeline.lib.export.coreml import describe
+    from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
+    from unwritten_pipeline.lib.student.export import coreml_weight_parity, student_coreml
+
+    model = _small_student()
+    data = _random_distill_set(32, 60, 12)
+    train_student(
+        model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
+    )
+    snap_to_grid(model, 4)
+    module = StudentExport(model).eval()
+    package = student_coreml(module, 12, tmp_path / "student.mlpackage", {"vocab_file": "v"})
+    spec = describe(package)
+    assert [o["name"] for o in spec["outputs"]] == list(HEAD_NAMES)
+    assert spec["metadata"]["vocab_file"] == "v"
+    inputs = {
+        "input_ids": data.input_ids.astype(np.int32),
+        "attention_mask": data.attention_mask.astype(np.int32),
+    }
+    parity = coreml_weight_parity(module, package, inputs)
+    assert parity["weights_replaced"] >= 40  # the embedding and every head's Linear layers
+    assert parity["cosine_min"] > 0.99 and parity["sentiment_agreement"] == 1.0

@@ -12,6 +12,7 @@ MULTITASK_COREML = "multitask_coreml"
 # the on-device student (defs/student): its LiteRT export replaces multitask.tflite in the release
 # when it passes the student checks (docs/student.md)
 STUDENT_TFLITE = "student_tflite"
+STUDENT_COREML = "student_coreml"
 BENCHMARK_REPORT = "benchmark_report"
 # written by the evaluation stage (defs/evaluation): golden-set and test metrics, baselines
 MODEL_EVALUATION = "model_evaluation"

@@ -6,7 +6,7 @@ import pandas as pd
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_TFLITE
+from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.export.lineage import export_record, training_record
 from unwritten_pipeline.lib.export.parity import (
@@ -31,7 +31,9 @@ from unwritten_pipeline.lib.student.export import (
     SHIPPED_RECIPE,
     TOKENIZER_VOCAB,
     argmax_agreement,
+    coreml_weight_parity,
     export_student,
+    student_coreml,
     student_modules,
 )
 from unwritten_pipeline.lib.student.model import StudentConfig
@@ -47,6 +49,8 @@ from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, VocabularyError
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 GROUP = "student"
+COREML_FILE = "student_int4.mlpackage"
+WEIGHTS_PARITY = "weights_parity"
 OOV_RATE = "oov_rate"
 PARITY = "parity"
 
@@ -289,6 +293,60 @@ def student_tflite(
                     "float_agreement": dg.MetadataValue.float(agreement[SHIPPED_RECIPE]),
                     "min_argmax_agreement": dg.MetadataValue.float(config.min_argmax_agreement),
                 },
+            )
+        ],
+    )
+
+
+class StudentCoreMLConfig(dg.Config):
+    min_cosine: float = Field(default=0.99, description="decompressed INT4 weights vs PyTorch")
+    parity_texts: int = Field(default=500, description="texts compared")
+
+
+@dg.asset(
+    automation_condition=REBUILD,
+    name=STUDENT_COREML,
+    deps=[MULTITASK_STUDENT, PROBE_TEXTS],
+    group_name=GROUP,
+    kinds={"coreml"},
+    code_version="1",
+    check_specs=[dg.AssetCheckSpec(WEIGHTS_PARITY, asset=STUDENT_COREML)],
+)
+def student_coreml_package(
+    context: dg.AssetExecutionContext, config: StudentCoreMLConfig, store: ArtifactStore
+) -> dg.MaterializeResult:
+    """The student as a Core ML ML Program with INT4 per-channel weights (iOS 18),
+    `exports/student/student_int4.mlpackage`; inputs and outputs as the LiteRT file. The
+    `weights_parity` check runs the package's decompressed weights in PyTorch against the
+    student (Core ML prediction needs Apple hardware)."""
+    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    try:
+        module, _, tokenizer, student_config = student_modules(model_dir)
+    except StudentFileError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    length = student_config["model"]["max_length"]
+    path = student_coreml(
+        module,
+        length,
+        store.layout.export_dir(STUDENT_EXPORT) / COREML_FILE,
+        {"vocab_file": VOCAB_FILE, "heads": ",".join(module.model.heads)},
+    )
+    inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
+    parity = coreml_weight_parity(module, path, inputs)
+    passed = parity["cosine_min"] >= config.min_cosine and parity["weights_replaced"] > 0
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return dg.MaterializeResult(
+        metadata={
+            "bytes": size,
+            "path": dg.MetadataValue.path(str(path)),
+            "weights_parity": dg.MetadataValue.json(parity),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=WEIGHTS_PARITY,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={**_numbers(parity), "n": len(inputs["input_ids"])},
             )
         ],
     )

@@ -99,3 +99,77 @@ def student_model_config(tokenizer, config: dict, max_length: int) -> dict:
 def argmax_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     """Sentiment argmax agreement of two output sets on the same texts."""
     return float((a["sentiment"].argmax(1) == b["sentiment"].argmax(1)).mean())
+
+
+class _StudentTuple(nn.Module):
+    """Core ML wants a tuple of outputs, in HEADS order."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, input_ids, attention_mask):
+        outputs = self.module(input_ids, attention_mask)
+        return tuple(outputs[h.name] for h in HEADS)
+
+
+def student_coreml(module: nn.Module, max_length: int, out_path: Path, metadata: dict) -> Path:
+    """The student as an ML Program with INT4 per-channel weights (iOS 18: the same grid as the
+    LiteRT file when QAT ran)."""
+    import coremltools as ct
+    import torch
+    from coremltools.optimize.coreml import (
+        OpLinearQuantizerConfig,
+        OptimizationConfig,
+        linear_quantize_weights,
+    )
+
+    from unwritten_pipeline.lib.export.coreml import _convert, _save_package
+
+    example = (
+        torch.zeros(1, max_length, dtype=torch.int32),
+        torch.ones(1, max_length, dtype=torch.int32),
+    )
+    mlmodel = _convert(
+        _StudentTuple(module),
+        example,
+        [
+            ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
+            ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
+        ],
+        [ct.TensorType(name=h.name) for h in HEADS],
+        ct.target.iOS18,
+    )
+    config = OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int4", granularity="per_channel", weight_threshold=512
+    )
+    quantized = linear_quantize_weights(mlmodel, OptimizationConfig(global_config=config))
+    quantized.short_description = "Unwritten on-device student (8 heads, INT4)"
+    quantized.user_defined_metadata.update(metadata)
+    return _save_package(quantized, out_path)
+
+
+def coreml_weight_parity(module: nn.Module, package: Path, inputs: dict[str, np.ndarray]) -> dict:
+    """The package's decompressed weights in a copy of the PyTorch module, outputs compared on
+    `inputs` (Core ML prediction itself needs Apple hardware)."""
+    import torch
+
+    from unwritten_pipeline.lib.export.coreml import package_weights
+    from unwritten_pipeline.lib.export.parity import cosine, torch_multitask
+
+    weights = package_weights(package)
+    clone = copy.deepcopy(module).eval()
+    state, replaced = clone.state_dict(), 0
+    for name in state:
+        key = "module_" + name.replace(".", "_")  # _StudentTuple's attribute, then the path
+        value = next((weights[k] for k in (key, f"{key}_to_fp16_quantized") if k in weights), None)
+        if value is not None and value.shape == tuple(state[name].shape):
+            state[name] = torch.from_numpy(value)
+            replaced += 1
+    clone.load_state_dict(state)
+    reference, decoded = torch_multitask(module, inputs), torch_multitask(clone, inputs)
+    return {
+        "weights_replaced": replaced,
+        "cosine_min": min(cosine(decoded[k], reference[k]) for k in reference),
+        "sentiment_agreement": argmax_agreement(decoded, reference),
+    }
