@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -213,15 +214,7 @@ def test_soft_label_loss_choices():
 
 def test_cross_entropy_learns_the_ranking_that_bce_alone_collapses_to_the_mean(tmp_path):
     """Soft labels as the cache makes them (softmax of cosines / 0.07 over 325 tokens)."""
-    wide = PersonalityConfig(
-        encoder_dim=16,
-        embedding_dim=32,
-        hidden_dim=32,
-        num_heads=4,
-        ffn_dim=64,
-        num_tokens=TOKEN_COUNT,
-        dropout=0.0,
-    )
+    wide = dataclasses.replace(SMALL, num_tokens=TOKEN_COUNT)
     generator = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(1024, 16, generator=generator), dim=-1)
     y = soft_labels(x, torch.randn(TOKEN_COUNT, 16, generator=generator), 0.07)
