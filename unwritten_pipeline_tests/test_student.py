@@ -135,6 +135,17 @@ def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
     return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}})
 
 
+def _qat_student_module(n: int) -> tuple[StudentExport, DistillSet]:
+    """A small student after one float and one QAT epoch, snapped to its INT4 grid."""
+    model = _small_student()
+    data = _random_distill_set(n, 60, 12)
+    train_student(
+        model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
+    )
+    snap_to_grid(model, 4)
+    return StudentExport(model).eval(), data
+
+
 def test_snapped_weights_are_the_grid_qat_trained_on():
     model = _small_student()
     train_student(
@@ -166,13 +177,7 @@ def test_qat_student_exports_to_int4_litert_with_parity(tmp_path):
     from unwritten_pipeline.lib.export.tflite import TFLiteRunner, convert_multitask, quantize
 
     torch.set_num_threads(1)
-    model = _small_student()
-    data = _random_distill_set(64, 60, 12)
-    train_student(
-        model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
-    )
-    snap_to_grid(model, 4)
-    module = StudentExport(model).eval()
+    module, data = _qat_student_module(64)
     float_path = convert_multitask(module, 12, tmp_path / "student_float.tflite")
     int4 = quantize(float_path, tmp_path / "student_int4.tflite", "int4_dynamic")
     inputs = {
@@ -328,13 +333,7 @@ def test_student_core_ml_package_holds_the_int4_weights(tmp_path):
     from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
     from unwritten_pipeline.lib.student.export import coreml_weight_parity, student_coreml
 
-    model = _small_student()
-    data = _random_distill_set(32, 60, 12)
-    train_student(
-        model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
-    )
-    snap_to_grid(model, 4)
-    module = StudentExport(model).eval()
+    module, data = _qat_student_module(32)
     package = student_coreml(module, 12, tmp_path / "student.mlpackage", {"vocab_file": "v"})
     spec = describe(package)
     assert [o["name"] for o in spec["outputs"]] == list(HEAD_NAMES)

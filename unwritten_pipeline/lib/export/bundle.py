@@ -66,15 +66,13 @@ def export_multitask(
         out_dir / "tokenizer_vocab.json",
         dict(sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])),
     )
+    interface = text_model_interface(max_length, heads_named(module.heads))
     write_json_atomic(
         out_dir / "model_config.json",
         {
             "model": "multitask",
             "input_length": max_length,
-            "inputs": [
-                {"name": "input_ids", "dtype": "int32", "shape": [1, max_length]},
-                {"name": "attention_mask", "dtype": "int32", "shape": [1, max_length]},
-            ],
+            "inputs": interface["inputs"],
             "tokenizer": {
                 "vocab_file": "tokenizer_vocab.json",
                 "lowercase": bool(getattr(tokenizer, "do_lower_case", True)),
@@ -82,22 +80,33 @@ def export_multitask(
                 "cls_token_id": tokenizer.cls_token_id,
                 "sep_token_id": tokenizer.sep_token_id,
             },
-            "outputs": [
-                {
-                    "name": h.name,
-                    "shape": [1, h.size],
-                    "meaning": h.meaning,
-                    "activation": "logits"
-                    if h.kind == "classification"
-                    else f"sigmoid x {h.scale:g}",
-                }
-                for h in heads_named(module.heads)
-            ],
-            "labels": {"sentiment": list(SENTIMENT_LABELS), "personality": list(OCEAN)},
+            "outputs": interface["outputs"],
+            "labels": interface["labels"],
             "encoder": config["model"]["encoder"],
         },
     )
     return {"float": float_path, **paths}
+
+
+def text_model_interface(max_length: int, heads) -> dict:
+    """Inputs, outputs and labels of a text-in multi-task LiteRT file (the teacher's and the
+    on-device student's are the same)."""
+    return {
+        "inputs": [
+            {"name": "input_ids", "dtype": "int32", "shape": [1, max_length]},
+            {"name": "attention_mask", "dtype": "int32", "shape": [1, max_length]},
+        ],
+        "outputs": [
+            {
+                "name": h.name,
+                "shape": [1, h.size],
+                "meaning": h.meaning,
+                "activation": "logits" if h.kind == "classification" else f"sigmoid x {h.scale:g}",
+            }
+            for h in heads
+        ],
+        "labels": {"sentiment": list(SENTIMENT_LABELS), "personality": list(OCEAN)},
+    }
 
 
 def probe_outputs(

@@ -159,22 +159,28 @@ class _MultiTaskTuple(nn.Module):
         )
 
 
-def multitask_program(
-    module: nn.Module, max_length: int, out_path: Path, metadata: dict[str, str]
-) -> Path:
+def text_inputs(max_length: int) -> tuple[tuple, list]:
+    """(example tensors to trace with, Core ML input types) of a text-in multi-task model."""
     import coremltools as ct
 
     example = (
         torch.zeros(1, max_length, dtype=torch.int32),
         torch.ones(1, max_length, dtype=torch.int32),
     )
+    return example, [
+        ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
+        ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
+    ]
+
+
+def multitask_program(
+    module: nn.Module, max_length: int, out_path: Path, metadata: dict[str, str]
+) -> Path:
+    import coremltools as ct
+
     mlmodel = _convert(
         _MultiTaskTuple(module),
-        example,
-        [
-            ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
-            ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
-        ],
+        *text_inputs(max_length),
         [ct.TensorType(name=h.name) for h in heads_named(module.heads)],
         ct.target.iOS17,
     )

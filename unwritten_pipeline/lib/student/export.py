@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from unwritten_pipeline.lib.export.bundle import text_model_interface
 from unwritten_pipeline.lib.export.tflite import convert_multitask, quantize
-from unwritten_pipeline.lib.multitask.tasks import HEADS, OCEAN, SENTIMENT_LABELS
+from unwritten_pipeline.lib.multitask.tasks import HEADS
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 from unwritten_pipeline.lib.student.artifacts import FLOAT_WEIGHTS_FILE, load_student
 from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
@@ -62,14 +63,12 @@ def export_student(
 
 def student_model_config(tokenizer, config: dict, max_length: int) -> dict:
     """What the app needs to run the student: inputs, tokenizer files and ids, outputs."""
+    interface = text_model_interface(max_length, HEADS)
     return {
         "model": "multitask",
         "architecture": "student",
         "input_length": max_length,
-        "inputs": [
-            {"name": "input_ids", "dtype": "int32", "shape": [1, max_length]},
-            {"name": "attention_mask", "dtype": "int32", "shape": [1, max_length]},
-        ],
+        "inputs": interface["inputs"],
         "tokenizer": {
             "type": "WordPiece (BERT basic tokenizer + greedy longest match)",
             "vocab_file": TOKENIZER_VOCAB,
@@ -81,16 +80,8 @@ def student_model_config(tokenizer, config: dict, max_length: int) -> dict:
             "cls_token_id": tokenizer.cls_token_id,
             "sep_token_id": tokenizer.sep_token_id,
         },
-        "outputs": [
-            {
-                "name": h.name,
-                "shape": [1, h.size],
-                "meaning": h.meaning,
-                "activation": "logits" if h.kind == "classification" else f"sigmoid x {h.scale:g}",
-            }
-            for h in HEADS
-        ],
-        "labels": {"sentiment": list(SENTIMENT_LABELS), "personality": list(OCEAN)},
+        "outputs": interface["outputs"],
+        "labels": interface["labels"],
         "student": config["model"],
         "teacher": (config.get("lineage") or {}).get("teacher"),
     }
@@ -117,26 +108,17 @@ def student_coreml(module: nn.Module, max_length: int, out_path: Path, metadata:
     """The student as an ML Program with INT4 per-channel weights (iOS 18: the same grid as the
     LiteRT file when QAT ran)."""
     import coremltools as ct
-    import torch
     from coremltools.optimize.coreml import (
         OpLinearQuantizerConfig,
         OptimizationConfig,
         linear_quantize_weights,
     )
 
-    from unwritten_pipeline.lib.export.coreml import _convert, _save_package
+    from unwritten_pipeline.lib.export.coreml import _convert, _save_package, text_inputs
 
-    example = (
-        torch.zeros(1, max_length, dtype=torch.int32),
-        torch.ones(1, max_length, dtype=torch.int32),
-    )
     mlmodel = _convert(
         _StudentTuple(module),
-        example,
-        [
-            ct.TensorType(name="input_ids", shape=(1, max_length), dtype=np.int32),
-            ct.TensorType(name="attention_mask", shape=(1, max_length), dtype=np.int32),
-        ],
+        *text_inputs(max_length),
         [ct.TensorType(name=h.name) for h in HEADS],
         ct.target.iOS18,
     )
