@@ -209,7 +209,7 @@ def test_observe_inputs_sensor_reports_only_changed_files(tmp_path):
         shutil.copy(PROJECT_ROOT / "data" / name, inputs / name)
     resources = {
         "store": ArtifactStore(data_root=str(tmp_path / "out"), inputs_dir=str(inputs)),
-        "fusechat": FuseChatSourceResource(),
+        "fusechat": FuseChatSourceResource(kind="local"),  # the test edits the local files
     }
 
     def tick(cursor):

@@ -143,7 +143,7 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
     }
     assert lineage["assets"]["multitask_model"]["run_id"] == first.run_id
     assert lineage["tokens_sha256"] and lineage["encoder"]["revision"]
-    assert lineage["fusechat_source"].startswith("local:")
+    assert lineage["fusechat_source"].startswith("pypi:chitchat-dataset==0.9.0:")
 
     # 2. new data re-splits after training; the multi-task model is re-exported as float (no
     #    retraining) and a reviewer approves the size miss: the release still names the
