@@ -9,6 +9,7 @@ is the third kind. Every source yields rows in that ShareGPT shape.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -177,7 +178,7 @@ class PackagedSource:
         path = self.data_path()
         version = package_metadata.version(spec.distribution)
         return (
-            f"pypi:{spec.distribution}=={version}:{sha256_file(path)[:16]}"
+            f"pypi:{spec.distribution}=={version}:{_content_hash(path)[:16]}"
             f":turns{self.turns_per_conversation}:words{self.min_words}"
         )
 
@@ -200,6 +201,18 @@ class PackagedSource:
             min_words=self.min_words,
             max_malformed_ratio=self.max_malformed_ratio,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _stat_hash(path: Path, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def _content_hash(path: Path) -> str:
+    """sha256 of an installed data file, hashed once per (size, mtime): the input sensor asks
+    for the identity on every tick and the corpus is 40 MB."""
+    stat = path.stat()
+    return _stat_hash(path, stat.st_size, stat.st_mtime_ns)
 
 
 def conversation_rows(
