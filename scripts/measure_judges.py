@@ -34,7 +34,7 @@ from unwritten_pipeline.lib.multitask.tasks import SENTIMENT_LABELS
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 from unwritten_pipeline.resources.llm import LLMResource
-from unwritten_pipeline.resources.storage import ArtifactStore
+from unwritten_pipeline.resources.storage import PROJECT_ROOT, ArtifactStore
 
 
 def scored(predicted: list[str | None], truth: list[str], **extra) -> dict:
@@ -47,6 +47,14 @@ def scored(predicted: list[str | None], truth: list[str], **extra) -> dict:
         "predicted": dict(Counter(str(p) for p in predicted).most_common()),
         **extra,
     }
+
+
+def display_path(path: Path) -> str:
+    """Relative to the project when inside it: the file is versioned, machines differ."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def balanced_subset(texts: list[str], labels: list[str], n: int) -> tuple[list[str], list[str]]:

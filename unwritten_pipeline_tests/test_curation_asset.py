@@ -23,13 +23,15 @@ def _resources(root, judge_url="http://127.0.0.1:9"):
 
 
 def _validate(instance, root, data_type, date, judge_url, **config):
+    # the loopback judge's ratings decide; its fixed label (the first) is too light to check
+    config.setdefault("judge", {"weights": {"llm": 0.3, "encoder": 0.0}})
     return dg.materialize(
         [llm_batches, validated_samples],
         selection=[validated_samples],
         partition_key=partition_key(date, data_type),
         resources=_resources(root, judge_url),
         instance=instance,
-        run_config={"ops": {"validated_samples": {"config": config}}} if config else None,
+        run_config={"ops": {"validated_samples": {"config": config}}},
     )
 
 

@@ -173,15 +173,23 @@ def test_a_server_that_is_down_accepts_nothing_and_loses_nothing(tmp_path, fake_
     assert not fake_server.judge_requests()
 
 
-def test_a_weak_judge_is_advisory_and_the_generator_score_no_longer_decides(tmp_path, fake_server):
+@pytest.mark.parametrize("ask_anyway", [False, True])
+def test_a_weak_judge_is_dropped_or_advisory_and_the_generator_score_decides_nothing(
+    tmp_path, fake_server, ask_anyway
+):
     samples = distinct_samples("tension_building", 2)
-    samples[0]["quality_score"] = 0.1  # the generator's own score: the judge's rating decides
+    samples[0]["quality_score"] = 0.1  # the generator's own score: never decides with a judge
     write_partition(tmp_path, "tension_building", DATE, [samples])
     fake_server.verdicts.extend([{}, {"quality": 0.1, "label": "contradiction"}])
     weak = {"llm": accuracy_weight(0.387), "encoder": 0.0}  # SmolLM2's measured accuracy
-    meta = _metadata(_judge_run(tmp_path, fake_server.url, "tension_building", weights=weak))
+    run = _judge_run(
+        tmp_path, fake_server.url, "tension_building", weights=weak, ask_dropped_llm=ask_anyway
+    )
+    meta = _metadata(run)
     assert (meta["accepted"], meta["rejected"]) == (2, 0)
     assert meta["judge_llm_decides"] is False and meta["judge_label_checked"] == 0
+    assert meta["judge_llm_calls"] == len(fake_server.judge_requests()) == (2 if ask_anyway else 0)
+    assert ("dropped" in meta["judge"]) is not ask_anyway
 
 
 def test_the_judge_sees_content_never_the_generators_labels_or_scores():

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from unwritten_pipeline.lib.curation.judge import (
     ENCODER_JUDGE,
+    ENCODER_TYPES,
     LLM_JUDGE,
     JudgePolicy,
     JudgeRun,
@@ -48,6 +49,11 @@ class JudgeConfig(dg.Config):
     min_hook_value: float = Field(default=0.6, description="narrative types, docs/domain.md")
     encoder: str = Field(
         default=DEFAULT_ENCODER, description="the encoder giving the zero-shot second opinion"
+    )
+    ask_dropped_llm: bool = Field(
+        default=False,
+        description="ask the LLM judge even when its weight cannot change a decision (its "
+        "verdicts are then recorded only)",
     )
 
     def policy(self, min_quality: float | None) -> JudgePolicy:
@@ -106,19 +112,18 @@ def run_judge(
 ) -> JudgeRun:
     model = llm.judge_model_for(data_type)
     judge = LazyJudge(llm, store, model)
-    opinions = None
-    # a judge that weighs nothing is not asked (loading the encoder takes seconds)
-    if (
-        data_type in ("sentiment", "personality_traits")
-        and samples
-        and policy.weight(ENCODER_JUDGE) > 0
-    ):
-        opinions = encoder_opinions(shared_encoder(config.encoder))
+    # a judge that weighs nothing is not asked (loading the encoder takes seconds, the
+    # embedded LLM a few seconds per sample)
+    encoder_votes = data_type in ENCODER_TYPES and policy.weight(ENCODER_JUDGE) > 0
+    opinions = (
+        encoder_opinions(shared_encoder(config.encoder)) if encoder_votes and samples else None
+    )
+    ask_llm = config.ask_dropped_llm or policy.llm_matters(encoder_votes)
     try:
         return judge_samples(
             data_type,
             samples,
-            llm_judge=judge,
+            llm_judge=judge if ask_llm else None,
             identity=judge_identity(llm.judge_backend_name(), model),
             cache=VerdictCache(store.layout.judge_cache_dir(data_type)),
             policy=policy,
@@ -133,7 +138,10 @@ def judge_metadata(run: JudgeRun | None, policy: JudgePolicy | None, identity: s
         return {"judge": "off"}
     summary = run.summary()
     return {
-        "judge": identity,
+        "judge": identity
+        if run.llm_asked
+        else f"{identity} (dropped: weight "
+        f"{policy.weight(LLM_JUDGE):.2f} cannot change a decision; judge.ask_dropped_llm)",
         "judge_pending": summary["pending"],
         "judge_label_checked": summary["label_checked"],
         "judge_label_agreement": dg.MetadataValue.float(summary["label_agreement"])

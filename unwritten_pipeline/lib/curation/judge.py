@@ -55,6 +55,7 @@ FINDING_NOT_CONFIRMED = "judge.finding_not_confirmed"
 UNAVAILABLE = "judge.unavailable"
 
 LLM_JUDGE, ENCODER_JUDGE = "llm", "encoder"
+ENCODER_TYPES = ("sentiment", "personality_traits")  # the encoder has an opinion on these
 CHANCE = 1 / 3  # the golden sentiment set is balanced over three labels
 
 # docs/domain.md: relationship score bands
@@ -125,7 +126,7 @@ def encoder_opinions(encoder: Encoder) -> EncoderOpinions:
     """
 
     def opinions(data_type: str, samples: list[dict[str, Any]]) -> list[str | None]:
-        if data_type not in ("sentiment", "personality_traits") or not samples:
+        if data_type not in ENCODER_TYPES or not samples:
             return [None] * len(samples)
         embeddings = encoder.encode([primary_text(data_type, s) for s in samples])
         if data_type == "sentiment":
@@ -290,7 +291,10 @@ def measured_weights(path: Path = ACCURACY_FILE) -> dict[str, float]:
     """Judge name → weight from the measured golden-set accuracies."""
     try:
         judges = json.loads(path.read_text(encoding="utf-8"))["judges"]
-        return {name: accuracy_weight(float(entry["accuracy"])) for name, entry in judges.items()}
+        return {
+            name: accuracy_weight(float(judges[name]["accuracy"]))
+            for name in (LLM_JUDGE, ENCODER_JUDGE)
+        }
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: judges.<name>.accuracy unreadable ({exc})") from None
 
@@ -318,6 +322,15 @@ class JudgePolicy:
     @property
     def llm_decides(self) -> bool:
         return self.weight(LLM_JUDGE) >= self.min_llm_weight
+
+    def llm_matters(self, encoder_votes: bool) -> bool:
+        """Whether the LLM judge's verdict can change a decision: it decides, or its vote can
+        complete a label check's weight. If not, asking it only costs time."""
+        if self.llm_decides:
+            return True
+        others = self.weight(ENCODER_JUDGE) if encoder_votes else 0.0
+        llm = self.weight(LLM_JUDGE)
+        return llm > 0 and llm + others >= self.min_label_weight
 
 
 @dataclass
@@ -383,6 +396,7 @@ EncoderOpinions = Callable[[str, list[dict[str, Any]]], list[str | None]]
 @dataclass
 class JudgeRun:
     decisions: list[Decision]
+    llm_asked: bool = True  # False: the LLM judge was dropped for weighing too little
     llm_calls: int = 0
     cache_hits: int = 0
     failures: Counter = field(default_factory=Counter)
@@ -430,14 +444,16 @@ def judge_samples(
     data_type: str,
     samples: Sequence[dict[str, Any]],
     *,
-    llm_judge: LLMJudge,
+    llm_judge: LLMJudge | None,
     identity: str,
     cache: VerdictCache,
     policy: JudgePolicy,
     encoder_opinions: EncoderOpinions | None = None,
 ) -> JudgeRun:
-    """One decision per sample, in order: violations (rejected), none (accepted) or pending."""
-    run = JudgeRun([])
+    """One decision per sample, in order: violations (rejected), none (accepted) or pending.
+    Without an LLM judge (dropped: it weighs too little to change anything) the encoder's
+    opinions alone are weighed."""
+    run = JudgeRun([], llm_asked=llm_judge is not None)
     encoder_labels = (
         encoder_opinions(data_type, list(samples)) if encoder_opinions else [None] * len(samples)
     )
@@ -446,8 +462,10 @@ def judge_samples(
         decision = Decision(exact_hash(sample))
         run.decisions.append(decision)
         findings = judge_requirements(data_type, sample)
-        verdict = cache.get(decision.sample_hash, identity)
-        if verdict is not None:
+        verdict = cache.get(decision.sample_hash, identity) if llm_judge else {}
+        if llm_judge is None:
+            pass
+        elif verdict is not None:
             run.cache_hits += 1
         elif server_down:
             decision.pending = server_down
@@ -479,8 +497,8 @@ def decide(
     policy: JudgePolicy,
 ) -> None:
     label = decision.label = sample_label(data_type, sample)
-    decision.verdict = verdict
     decision.opinions = {LLM_JUDGE: verdict.get("label"), ENCODER_JUDGE: encoder_label}
+    decision.verdict = verdict or None
     decision.violations = label_violations(decision, label, policy)
     if policy.llm_decides:
         decision.violations += rating_violations(verdict, policy)
