@@ -1,3 +1,5 @@
+import math
+
 import dagster as dg
 from pydantic import Field
 
@@ -69,7 +71,7 @@ class MultiTaskModelConfig(dg.Config):
     deps=[training_splits],
     group_name="multitask",
     kinds={"pytorch", "safetensors"},
-    code_version="1",
+    code_version="2",  # 2: MLP heads from descriptions, minimum data per head
 )
 def multitask_model(
     context: dg.AssetExecutionContext, config: MultiTaskModelConfig, store: ArtifactStore
@@ -140,7 +142,9 @@ def multitask_model(
             "total_parameters": run.total,
             "trainable_share": dg.MetadataValue.float(round(run.trainable / run.total, 5)),
             "best_epoch": run.result.best_epoch,
-            "zero_shot_val_loss": dg.MetadataValue.float(run.result.initial_val_loss),
+            "zero_shot_val_loss": dg.MetadataValue.float(
+                None if math.isnan(run.result.initial_val_loss) else run.result.initial_val_loss
+            ),
             "best_val_loss": dg.MetadataValue.float(run.result.best_val_loss),
             "train_samples_per_s": dg.MetadataValue.float(round(run.result.samples_per_s, 2)),
             "train_seconds": dg.MetadataValue.float(round(run.result.seconds, 2)),
