@@ -3,9 +3,14 @@ oldest kept, each removal naming its kept twin."""
 
 from __future__ import annotations
 
+import json
+
+import dagster as dg
 import numpy as np
 import pytest
 
+from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.curation.judging import shared_encoder
 from unwritten_pipeline.lib.curation.dedup import (
     NEAR_DUPLICATE,
     Candidate,
@@ -13,7 +18,9 @@ from unwritten_pipeline.lib.curation.dedup import (
     shingle_jaccard,
 )
 from unwritten_pipeline.lib.curation.splits import build_splits, drop_near_duplicates
-from unwritten_pipeline.lib.personality.embeddings import LocalEncoder
+from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER
+from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_validated_samples
 
 PARAPHRASE = ("I am the best version of myself today.", "I'm the best version of myself today.")
@@ -21,7 +28,7 @@ PARAPHRASE = ("I am the best version of myself today.", "I'm the best version of
 
 @pytest.fixture(scope="module")
 def encoder():
-    return LocalEncoder()
+    return shared_encoder(DEFAULT_ENCODER)  # the one training_splits uses in this process
 
 
 def test_cosine_catches_a_paraphrase_that_shingles_miss(encoder):
@@ -30,16 +37,20 @@ def test_cosine_catches_a_paraphrase_that_shingles_miss(encoder):
     assert shingle_jaccard(*PARAPHRASE) < 0.6
 
 
-def test_near_duplicates_across_partitions_keep_the_oldest_and_name_it(tmp_path, encoder):
+def _two_dates_with_a_paraphrase(root):
     older = distinct_samples("sentiment", 6, "a")
     older[2]["text"] = PARAPHRASE[0]
     newer = distinct_samples("sentiment", 6, "b")
     newer[4]["text"] = PARAPHRASE[1]
-    write_validated_samples(tmp_path, "sentiment", "2026-11-20", older)
-    write_validated_samples(tmp_path, "sentiment", "2026-11-21", newer)
+    write_validated_samples(root, "sentiment", "2026-11-20", older)
+    write_validated_samples(root, "sentiment", "2026-11-21", newer)
     write_validated_samples(
-        tmp_path, "personality_traits", "2026-11-21", distinct_samples("personality_traits", 4)
+        root, "personality_traits", "2026-11-21", distinct_samples("personality_traits", 4)
     )
+
+
+def test_near_duplicates_across_partitions_keep_the_oldest_and_name_it(tmp_path, encoder):
+    _two_dates_with_a_paraphrase(tmp_path)
 
     result = build_splits(tmp_path)
     drop_near_duplicates(result, encoder.encode, 0.9)
@@ -63,3 +74,24 @@ def test_types_are_never_compared_with_each_other():
     twins = [Candidate("a", "sentiment", "p", "x"), Candidate("b", "sentiment", "q", "x")]
     [found] = near_duplicates(twins, same)
     assert (found.removed.id, found.kept.id, found.cosine) == ("b", "a", 1.0)
+
+
+def test_training_splits_leaves_them_out_and_lists_them(tmp_path, encoder):
+    _two_dates_with_a_paraphrase(tmp_path)
+    result = dg.materialize(
+        [training_splits],
+        resources={"store": ArtifactStore(data_root=str(tmp_path))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    [materialization] = result.asset_materializations_for_node("training_splits")
+    meta = materialization.metadata
+    assert (meta["samples"].value, meta["near_duplicates"].value) == (15, 1)
+    assert meta["near_duplicates_by_type"].value == {"sentiment": 1}
+    lines = Layout(tmp_path).near_duplicates_file.read_text().splitlines()
+    [listed] = [json.loads(line) for line in lines]
+    assert (listed["partition"], listed["kept_partition"]) == (
+        "sentiment|2026-11-21",
+        "sentiment|2026-11-20",
+    )
+    lineage = json.loads((Layout(tmp_path).splits_dir / "lineage.json").read_text())
+    assert lineage["near_duplicates_by_type"] == {"sentiment": 1}
