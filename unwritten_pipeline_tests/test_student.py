@@ -146,6 +146,7 @@ def _qat_student_module(n: int) -> tuple[StudentExport, DistillSet]:
     return StudentExport(model).eval(), data
 
 
+@pytest.mark.slow  # the optimizer's first step imports torch._dynamo: 4-14 s on 2 shared cores
 def test_snapped_weights_are_the_grid_qat_trained_on():
     model = _small_student()
     train_student(
