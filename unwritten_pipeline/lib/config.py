@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,3 +20,8 @@ def dataclass_from(cls: type[T], values: Mapping[str, Any]) -> T:
     return cls(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
     )
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with its default and the description a run config shows for it."""
+    return field(default=default, metadata={"help": help})

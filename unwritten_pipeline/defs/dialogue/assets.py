@@ -5,6 +5,7 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.dialogue import chain
 from unwritten_pipeline.lib.dialogue.base_model import DEFAULT_BASE_MODEL, BaseModelError
@@ -55,45 +56,25 @@ DIALOGUE_ERRORS = (
 )
 
 
+BASE_MODEL_HELP = "packaged GGUF name or a path to a .gguf"
+
+
 class DialogueSftConfig(dg.Config):
-    base_model: str = Field(
-        default=DEFAULT_BASE_MODEL,
-        description="packaged GGUF name or a path to a .gguf (its tokenizer counts tokens)",
-    )
+    base_model: str = Field(default=DEFAULT_BASE_MODEL, description=BASE_MODEL_HELP)
     min_train_examples: int = Field(default=8, description="fail below this many train examples")
 
 
-class DialogueModelConfig(dg.Config):
-    """Defaults and meaning live in DialogueTrainConfig (lib/dialogue/train.py)."""
-
-    base_model: str = Field(
-        default=DEFAULT_BASE_MODEL, description="packaged GGUF name or a path to a .gguf"
-    )
-    epochs: int = DialogueTrainConfig.epochs
-    batch_size: int = DialogueTrainConfig.batch_size
-    lr: float = DialogueTrainConfig.lr
-    max_length: int = DialogueTrainConfig.max_length
-    lora_r: int = DialogueTrainConfig.lora_r
-    lora_alpha: int = DialogueTrainConfig.lora_alpha
-    lora_dropout: float = DialogueTrainConfig.lora_dropout
-    max_train_examples: int = DialogueTrainConfig.max_train_examples
-    seed: int = DialogueTrainConfig.seed
-
-
-class DialogueVerifyConfig(dg.Config):
-    """Defaults and meaning live in chain.VerifyConfig."""
-
-    max_validation_examples: int = chain.VerifyConfig.max_validation_examples
-    fixed_prompts: int = chain.VerifyConfig.fixed_prompts
-    max_new_tokens: int = chain.VerifyConfig.max_new_tokens
-    n_ctx: int = chain.VerifyConfig.n_ctx
-    pte_context_length: int = chain.VerifyConfig.pte_context_length
-    pte_new_tokens: int = chain.VerifyConfig.pte_new_tokens
-    pte_quantizations: list[str] = Field(
-        default=list(chain.VerifyConfig.pte_quantizations),
-        description="exported in this order; the first meeting min_top1_agreement ships",
-    )
-    min_top1_agreement: float = chain.VerifyConfig.min_top1_agreement
+DialogueModelConfig = run_config_class(
+    "DialogueModelConfig",
+    DialogueTrainConfig,
+    doc="Run config of dialogue_model: the fields of DialogueTrainConfig (lib/dialogue/train.py).",
+    base_model=(str, Field(default=DEFAULT_BASE_MODEL, description=BASE_MODEL_HELP)),
+)
+DialogueVerifyConfig = run_config_class(
+    "DialogueVerifyConfig",
+    chain.VerifyConfig,
+    doc="How the exported files are checked: the fields of VerifyConfig (lib/dialogue/chain.py).",
+)
 
 
 def _run(step, *args):

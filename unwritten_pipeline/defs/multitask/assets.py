@@ -1,10 +1,10 @@
 import math
 
 import dagster as dg
-from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
@@ -23,47 +23,13 @@ from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_b
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-
-class MultiTaskModelConfig(dg.Config):
-    """Run config of multitask_model; defaults and meaning live in MultiTaskConfig and
-    MultiTaskTrainConfig (lib/multitask)."""
-
-    encoder: str = Field(
-        default=MultiTaskConfig.encoder,
-        description="packaged name, local folder or Hugging Face id",
-    )
-    lora_r: int = MultiTaskConfig.lora_r
-    lora_alpha: int = MultiTaskConfig.lora_alpha
-    lora_dropout: float = MultiTaskConfig.lora_dropout
-    target_modules: list[str] | None = Field(
-        default=None, description="default: the attention query/value projections"
-    )
-    full_finetune: bool = Field(
-        default=MultiTaskConfig.full_finetune,
-        description="train every encoder weight instead of a LoRA adapter",
-    )
-    head_hidden: int = MultiTaskConfig.head_hidden
-    head_dropout: float = MultiTaskConfig.head_dropout
-    disabled_heads: list[str] = Field(
-        default=list(MultiTaskConfig.disabled_heads),
-        description="heads left out of the model and of every export",
-    )
-    min_train_samples: int = Field(
-        default=MultiTaskTrainConfig.min_train_samples,
-        description="training examples a head needs; under it the run fails naming the head",
-    )
-    disable_heads_below_minimum: bool = Field(
-        default=MultiTaskTrainConfig.disable_heads_below_minimum,
-        description="disable (and report) a head under min_train_samples instead of failing",
-    )
-    epochs: int = MultiTaskTrainConfig.epochs
-    batch_size: int = MultiTaskTrainConfig.batch_size
-    lr: float = MultiTaskTrainConfig.lr
-    head_out_lr_scale: float = MultiTaskTrainConfig.head_out_lr_scale
-    balance_classes: bool = MultiTaskTrainConfig.balance_classes
-    weight_decay: float = MultiTaskTrainConfig.weight_decay
-    max_length: int = MultiTaskConfig.max_length
-    seed: int = MultiTaskTrainConfig.seed
+MultiTaskModelConfig = run_config_class(
+    "MultiTaskModelConfig",
+    MultiTaskConfig,
+    MultiTaskTrainConfig,
+    doc="Run config of multitask_model: the fields, defaults and meaning of MultiTaskConfig and "
+    "MultiTaskTrainConfig (lib/multitask).",
+)
 
 
 @dg.asset(

@@ -1,12 +1,15 @@
 """`multitask_student` (distilled, INT4-QAT student of `multitask_model`) and `student_tflite`
 (its LiteRT exports with the blocking parity check); see docs/student.md."""
 
+from dataclasses import fields
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
+from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.export.lineage import export_record, training_record
 from unwritten_pipeline.lib.export.parity import (
@@ -55,28 +58,21 @@ OOV_RATE = "oov_rate"
 PARITY = "parity"
 
 
-class StudentAssetConfig(dg.Config):
-    """Run config of multitask_student; defaults live in StudentConfig / StudentTrainConfig."""
-
-    dim: int = StudentConfig.dim
-    head_hidden: int = StudentConfig.head_hidden
-    layers: int = Field(default=StudentConfig.layers, description="transformer layers (0: none)")
-    attention_pooling: bool = StudentConfig.attention_pooling
-    max_length: int = StudentConfig.max_length
-    max_vocab: int | None = Field(
-        default=None, description="keep only the N most frequent pieces (None: every piece seen)"
-    )
-    min_texts: int = Field(default=MIN_TEXTS, description="refuse to train on fewer texts")
-    epochs: int = StudentTrainConfig.epochs
-    qat_epochs: int = StudentTrainConfig.qat_epochs
-    bits: int | None = Field(
-        default=StudentTrainConfig.bits, description="QAT weight bits (None: no QAT)"
-    )
-    batch_size: int = StudentTrainConfig.batch_size
-    lr: float = StudentTrainConfig.lr
-    hard_weight: float = StudentTrainConfig.hard_weight
-    seed: int = StudentTrainConfig.seed
-    max_oov_rate: float = Field(default=0.05, description="test-split OOV rate above which warn")
+# the student's shape, from the run config; its vocabulary size and length come from the data
+STUDENT_ARCHITECTURE = ("dim", "head_hidden", "dropout", "layers", "attention_pooling")
+StudentAssetConfig = run_config_class(
+    "StudentAssetConfig",
+    StudentConfig,
+    StudentTrainConfig,
+    doc="Run config of multitask_student: the fields of StudentConfig and StudentTrainConfig "
+    "(lib/student) and the vocabulary / data limits.",
+    max_vocab=(
+        int | None,
+        Field(default=None, description="keep only the N most frequent pieces (None: all seen)"),
+    ),
+    min_texts=(int, Field(default=MIN_TEXTS, description="refuse to train on fewer texts")),
+    max_oov_rate=(float, Field(default=0.05, description="test-split OOV rate above which warn")),
+)
 
 
 @dg.asset(
@@ -101,7 +97,9 @@ def multitask_student(
     test split's word pieces the pruned vocabulary maps to [UNK].
     """
     values = config.model_dump()
-    model_fields = {k: values[k] for k in ("dim", "head_hidden", "layers", "attention_pooling")}
+    model_fields = {
+        f.name: values[f.name] for f in fields(StudentConfig) if f.name in STUDENT_ARCHITECTURE
+    }
     splits_lineage_path = store.layout.splits_dir / "lineage.json"
     if not splits_lineage_path.is_file():
         raise dg.Failure(

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from unwritten_pipeline.lib.config import setting
 from unwritten_pipeline.lib.dialogue import sft
 from unwritten_pipeline.lib.dialogue.base_model import load_base, load_tokenizer, resolve_base_model
 from unwritten_pipeline.lib.dialogue.benchmark import (
@@ -55,8 +56,9 @@ class VerifyConfig:
     n_ctx: int = 1024  # llama.cpp context
     pte_context_length: int = 384  # the .pte's fixed window
     pte_new_tokens: int = 8  # tokens generated per prompt for the .pte tokens/s
-    # exported and measured in this order; the first that agrees this well with PyTorch ships
-    pte_quantizations: tuple[str, ...] = PTE_QUANTIZATIONS
+    pte_quantizations: tuple[str, ...] = setting(
+        PTE_QUANTIZATIONS, "exported in this order; the first meeting min_top1_agreement ships"
+    )
     min_top1_agreement: float = 0.99
 
 

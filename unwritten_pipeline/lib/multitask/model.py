@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from unwritten_pipeline.lib.config import setting
 from unwritten_pipeline.lib.multitask.heads import MLPHead
 from unwritten_pipeline.lib.multitask.tasks import HEADS_BY_NAME, enabled_heads
 from unwritten_pipeline.lib.personality.embeddings import (
@@ -26,16 +27,18 @@ LORA_TARGETS = (("query", "value"), ("q_proj", "v_proj"), ("c_attn",), ("Wqkv",)
 
 @dataclass(frozen=True)
 class MultiTaskConfig:
-    encoder: str = DEFAULT_ENCODER
+    encoder: str = setting(DEFAULT_ENCODER, "packaged name, local folder or Hugging Face id")
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    target_modules: tuple[str, ...] | None = None  # None: detected from the encoder's module names
+    target_modules: tuple[str, ...] | None = setting(
+        None, "default: detected from the encoder's module names (attention query/value)"
+    )
     max_length: int = 128
-    full_finetune: bool = False  # train every encoder weight instead of a LoRA adapter
-    head_hidden: int = 128  # width of each head's MLP
+    full_finetune: bool = setting(False, "train every encoder weight instead of a LoRA adapter")
+    head_hidden: int = setting(128, "width of each head's MLP")
     head_dropout: float = 0.1
-    disabled_heads: tuple[str, ...] = ()  # heads left out of the model and every export
+    disabled_heads: tuple[str, ...] = setting((), "heads left out of the model and every export")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from unwritten_pipeline.lib.config import setting
 from unwritten_pipeline.lib.multitask.heads import MLPHead
 from unwritten_pipeline.lib.multitask.model import MultiTaskModel
 from unwritten_pipeline.lib.multitask.tasks import HEADS_BY_NAME, Example
@@ -27,9 +28,12 @@ class MultiTaskTrainConfig:
     # golden sentiment macro-F1 after training: 0.461 at 1.0, 0.473 at 0.1 — docs/multitask.md)
     head_out_lr_scale: float = 0.1
     balance_classes: bool = True  # sentiment loss weighted by inverse train-split class frequency
-    min_train_samples: int = 50  # a head it ships needs this many training examples
-    # a head under the minimum is disabled (and reported) instead of failing the run
-    disable_heads_below_minimum: bool = False
+    min_train_samples: int = setting(
+        50, "training examples a head needs; under it the run fails naming the head"
+    )
+    disable_heads_below_minimum: bool = setting(
+        False, "disable (and report) a head under min_train_samples instead of failing"
+    )
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     max_length: int = 128
