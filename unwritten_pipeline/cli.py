@@ -28,8 +28,8 @@ DEMO_COUNTS = {"sentiment": 40, "personality_traits": 24}
 # asset's metadata (`data_minimum`, `disabled_heads`) — instead of failing or hiding it.
 DEMO_MULTITASK = {"min_train_samples": 4, "disable_heads_below_minimum": True}
 # The demo's PersonalityModel learns from 3,000 of the packaged chat turns (the cache's
-# metadata says `subset`), batch 64: ~1 min more than the former 342 texts on 2 cores, and
-# measured on the golden Big Five items as good as 10,000 turns at batch 256.
+# metadata says `subset`), batch 64. Measured on one thread: the cache + training take 34 s of
+# CPU instead of 8 s for the former 342 texts; golden Big Five AUC 0.863 (10,000 turns: 0.874).
 DEMO_PERSONALITY = {
     "fusechat_soft_labels": {"config": {"max_samples": 3_000}},
     "personality_model": {"config": {"batch_size": 64}},
