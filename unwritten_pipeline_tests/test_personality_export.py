@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from unwritten_pipeline.lib.export.parity import personality_parity
@@ -54,7 +53,6 @@ def test_folding_the_projector_keeps_the_function_and_drops_its_weights():
     assert fold_projector(without) is without  # OpenAI's 1536-d input has nothing to fold
 
 
-@pytest.mark.slow
 def test_shipped_int4_file_of_the_real_architecture_fits_the_phone_budget(tmp_path):
     model = _trained_like(PersonalityConfig(encoder_dim=LOCAL_ENCODER_DIM))
     float_path = convert_personality(model, LOCAL_ENCODER_DIM, tmp_path / "float.tflite")
