@@ -4,9 +4,9 @@ import dagster as dg
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
+from unwritten_pipeline.defs.export.records import consumed_splits, record_training
 from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.lib.config import dataclass_from
-from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
 from unwritten_pipeline.lib.multitask.model import MultiTaskConfig
@@ -19,7 +19,7 @@ from unwritten_pipeline.lib.multitask.tasks import UnknownHeadError
 from unwritten_pipeline.lib.multitask.train import MultiTaskTrainConfig
 from unwritten_pipeline.lib.personality.embeddings import EncoderError
 from unwritten_pipeline.lib.report import markdown_table, png_markdown
-from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_bytes_atomic
+from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -56,24 +56,7 @@ def multitask_model(
     multitask_config.json, metrics.json. Test metrics sit beside trivial baselines.
     """
     splits_dir = store.layout.splits_dir
-    lineage_path = splits_dir / "lineage.json"
-    if not lineage_path.is_file():
-        raise dg.Failure(
-            description=f"{lineage_path} does not exist; materialize training_splits first"
-        )
-    splits_lineage = read_json(lineage_path)
-    # what this training consumes, recorded now (the release copies it, never "the latest")
-    lineage = training_record(
-        context.asset_key.to_user_string(),
-        context.run.run_id,
-        context.assets_def.code_versions_by_key.get(context.asset_key),
-        {
-            "training_splits": {
-                "data_version": splits_lineage["data_version"],
-                "partitions": splits_lineage.get("partitions", []),
-            }
-        },
-    )
+    lineage = record_training(context, consumed_splits(store))
     values = config.model_dump()
     model_config = dataclass_from(MultiTaskConfig, values)
     train_config = dataclass_from(MultiTaskTrainConfig, values)

@@ -7,8 +7,8 @@ import numpy as np
 from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
+from unwritten_pipeline.defs.export.records import record_training
 from unwritten_pipeline.lib.config import dataclass_from
-from unwritten_pipeline.lib.export.lineage import training_record
 from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
 from unwritten_pipeline.lib.personality.fusechat import (
@@ -239,11 +239,8 @@ def personality_model(
         out_dir / "checkpoints" / run_key,
         log=context.log.info,
     )
-    # what this training consumed, recorded now (the release copies it, never "the latest")
-    lineage = training_record(
-        context.asset_key.to_user_string(),
-        context.run.run_id,
-        context.assets_def.code_versions_by_key.get(context.asset_key),
+    lineage = record_training(
+        context,
         {
             "tokens_sha256": cache.metadata["tokens_sha256"],
             "soft_labels_version": cache.metadata["data_version"],

@@ -9,9 +9,10 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
+from unwritten_pipeline.defs.export.records import consumed_splits, record_training
 from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.lib.config import dataclass_from
-from unwritten_pipeline.lib.export.lineage import export_record, training_record
+from unwritten_pipeline.lib.export.lineage import export_record
 from unwritten_pipeline.lib.export.parity import (
     multitask_parity,
     run_multitask,
@@ -100,17 +101,7 @@ def multitask_student(
     model_fields = {
         f.name: values[f.name] for f in fields(StudentConfig) if f.name in STUDENT_ARCHITECTURE
     }
-    splits_lineage_path = store.layout.splits_dir / "lineage.json"
-    if not splits_lineage_path.is_file():
-        raise dg.Failure(
-            description=f"{splits_lineage_path} does not exist; materialize training_splits first"
-        )
-    lineage = training_record(
-        context.asset_key.to_user_string(),
-        context.run.run_id,
-        context.assets_def.code_versions_by_key.get(context.asset_key),
-        {"training_splits": {"data_version": read_json(splits_lineage_path)["data_version"]}},
-    )
+    lineage = record_training(context, consumed_splits(store))
     out_dir = store.layout.model_dir(MULTITASK_STUDENT)
     try:
         run = train_student_from_teacher(

@@ -24,7 +24,7 @@ from unwritten_pipeline.lib.curation.rules import QUALITY_FIELD
 from unwritten_pipeline.lib.curation.validate import ACCEPTED_FILE, SUMMARY_FILE, read_jsonl
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES, MASTER_TRUTHS_VERSION
 from unwritten_pipeline.lib.storage.files import read_json, write_bytes_atomic, write_json_atomic
-from unwritten_pipeline.lib.storage.layout import Layout
+from unwritten_pipeline.lib.storage.layout import SPLITS_LINEAGE, Layout
 
 SPLITS = ("train", "validation", "test")
 COLUMNS = (
@@ -187,8 +187,22 @@ def write_splits(out_dir: Path, result: SplitsResult, lineage: dict[str, Any]) -
             out_dir / "by_type" / f"{data_type}.jsonl",
             _jsonl(r for r in exported if r["data_type"] == data_type),
         )
-    write_json_atomic(out_dir / "lineage.json", {"data_version": version, **lineage})
+    write_json_atomic(out_dir / SPLITS_LINEAGE, {"data_version": version, **lineage})
     return version
+
+
+class SplitsNotBuiltError(FileNotFoundError):
+    """A model step ran before training_splits was materialized."""
+
+
+def splits_lineage(layout: Layout) -> dict[str, Any]:
+    """What a model trained on the splits records as its input: their data version and the
+    generation partitions they came from."""
+    path = layout.splits_lineage_file
+    if not path.is_file():
+        raise SplitsNotBuiltError(f"{path} does not exist; materialize training_splits first")
+    lineage = read_json(path)
+    return {"data_version": lineage["data_version"], "partitions": lineage.get("partitions", [])}
 
 
 def write_near_duplicates(path: Path, result: SplitsResult) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from unwritten_pipeline.lib.config import setting
+from unwritten_pipeline.lib.curation.splits import splits_lineage
 from unwritten_pipeline.lib.dialogue import sft
 from unwritten_pipeline.lib.dialogue.base_model import load_base, load_tokenizer, resolve_base_model
 from unwritten_pipeline.lib.dialogue.benchmark import (
@@ -71,14 +72,14 @@ def build_sft_dataset(layout: Layout, base_model: str, min_train_examples: int, 
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    splits_lineage = read_json(layout.splits_dir / "lineage.json")
+    splits = splits_lineage(layout)
     summary = {
         "examples": {s: dataset.size(s) for s in sft.SFT_SPLITS},
         "tokens": sft.token_counts(dataset, count),
         "by_type": {f"{s}/{t}": n for (s, t), n in sorted(dataset.counts.items())},
         "tokenizer_of": base_model,
-        "training_splits_version": splits_lineage["data_version"],
-        "partitions": splits_lineage.get("partitions", []),
+        "training_splits_version": splits["data_version"],
+        "partitions": splits["partitions"],
     }
     sft.write_sft(layout.dialogue_sft_dir, dataset, summary)
     log(f"SFT dataset: {summary['examples']} examples, {summary['tokens']} tokens")

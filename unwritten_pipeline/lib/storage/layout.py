@@ -34,6 +34,9 @@ MULTITASK_STUDENT = "multitask_student"
 STUDENT_EXPORT = "student"  # export_dir(STUDENT_EXPORT): the student's LiteRT files
 
 
+SPLITS_LINEAGE = "lineage.json"  # beside the splits: their data version and partitions
+
+
 @dataclass(frozen=True)
 class Layout:
     root: Path
@@ -58,6 +61,11 @@ class Layout:
     @property
     def splits_dir(self) -> Path:
         return self.root / "training_splits"
+
+    @property
+    def splits_lineage_file(self) -> Path:
+        """The splits' data version and the partitions they were built from."""
+        return self.splits_dir / SPLITS_LINEAGE
 
     @property
     def near_duplicates_file(self) -> Path:
