@@ -6,6 +6,7 @@ from pydantic import Field
 from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.run_config import run_config_class
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.dialogue import chain
 from unwritten_pipeline.lib.dialogue.base_model import DEFAULT_BASE_MODEL, BaseModelError
@@ -30,7 +31,7 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 REBUILD_ONCE_BUILT = (REBUILD & ~dg.AutomationCondition.missing()).with_label(
     "rebuild when an input changed and upstream checks passed, once built by hand"
 )
-GROUP = "dialogue"
+STAGE = Stage("dialogue", REBUILD_ONCE_BUILT)
 DIALOGUE_SFT_DATASET = "dialogue_sft_dataset"
 DIALOGUE_MODEL = "dialogue_model"
 DIALOGUE_GGUF = "dialogue_gguf"
@@ -85,11 +86,9 @@ def _run(step, *args):
         raise dg.Failure(description=str(exc)) from exc
 
 
-@dg.asset(
-    name=DIALOGUE_SFT_DATASET,
-    automation_condition=REBUILD_ONCE_BUILT,
+@STAGE.asset(
+    DIALOGUE_SFT_DATASET,
     deps=[training_splits],
-    group_name=GROUP,
     kinds={"json"},
     code_version="1",
 )
@@ -120,14 +119,12 @@ def dialogue_sft_dataset(
     )
 
 
-@dg.asset(
-    name=DIALOGUE_MODEL,
-    automation_condition=REBUILD_ONCE_BUILT,
+@STAGE.asset(
+    DIALOGUE_MODEL,
     deps=[DIALOGUE_SFT_DATASET],
-    group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version="1",
-    check_specs=[dg.AssetCheckSpec(PERPLEXITY_IMPROVED, asset=DIALOGUE_MODEL)],
+    checks=[PERPLEXITY_IMPROVED],
 )
 def dialogue_model(
     context: dg.AssetExecutionContext, config: DialogueModelConfig, store: ArtifactStore
@@ -197,17 +194,13 @@ def _gguf_checks(report: dict) -> list[dg.AssetCheckResult]:
     ]
 
 
-@dg.asset(
-    name=DIALOGUE_GGUF,
-    automation_condition=REBUILD_ONCE_BUILT,
+@STAGE.asset(
+    DIALOGUE_GGUF,
     deps=[DIALOGUE_MODEL],
-    group_name=GROUP,
     kinds={"gguf"},
     code_version="1",
-    check_specs=[
-        dg.AssetCheckSpec(GGUF_MATCHES_PYTORCH, asset=DIALOGUE_GGUF, blocking=True),
-        dg.AssetCheckSpec(QUANTIZED_PERPLEXITY, asset=DIALOGUE_GGUF),
-    ],
+    checks=[QUANTIZED_PERPLEXITY],
+    blocking_checks=[GGUF_MATCHES_PYTORCH],
 )
 def dialogue_gguf(
     context: dg.AssetExecutionContext, config: DialogueVerifyConfig, store: ArtifactStore
@@ -232,14 +225,12 @@ def dialogue_gguf(
     )
 
 
-@dg.asset(
-    name=DIALOGUE_PTE,
-    automation_condition=REBUILD_ONCE_BUILT,
+@STAGE.asset(
+    DIALOGUE_PTE,
     deps=[DIALOGUE_MODEL],
-    group_name=GROUP,
     kinds={"executorch"},
     code_version="1",
-    check_specs=[dg.AssetCheckSpec(PTE_TOP1_AGREEMENT, asset=DIALOGUE_PTE, blocking=True)],
+    blocking_checks=[PTE_TOP1_AGREEMENT],
 )
 def dialogue_pte(
     context: dg.AssetExecutionContext, config: DialogueVerifyConfig, store: ArtifactStore
@@ -276,11 +267,9 @@ def dialogue_pte(
     )
 
 
-@dg.asset(
-    name=DIALOGUE_MANIFEST,
-    automation_condition=REBUILD_ONCE_BUILT,
+@STAGE.asset(
+    DIALOGUE_MANIFEST,
     deps=[DIALOGUE_GGUF, DIALOGUE_PTE],
-    group_name=GROUP,
     kinds={"json"},
     code_version="1",
 )

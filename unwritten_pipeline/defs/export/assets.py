@@ -6,8 +6,14 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.export.keys import MULTITASK_TFLITE, PERSONALITY_TFLITE, PROBE_TEXTS
+from unwritten_pipeline.defs.export.keys import (
+    GROUP,
+    MULTITASK_TFLITE,
+    PERSONALITY_TFLITE,
+    PERSONALITY_TOKENS,
+    PROBE_TEXTS,
+    STAGE,
+)
 from unwritten_pipeline.defs.export.records import record_export
 from unwritten_pipeline.lib.export.bundle import (
     export_multitask,
@@ -30,9 +36,6 @@ from unwritten_pipeline.lib.storage.files import read_json, sha256_file
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-PERSONALITY_TOKENS = "personality_tokens"  # observable source of the personality stage
-
-GROUP = "export"
 PARITY = "parity"
 
 
@@ -65,14 +68,12 @@ class PersonalityExportConfig(ParityThresholds):
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=PERSONALITY_TFLITE,
+@STAGE.asset(
+    PERSONALITY_TFLITE,
     deps=[PERSONALITY_MODEL, PERSONALITY_TOKENS],
-    group_name=GROUP,
     kinds={"tflite"},
     code_version="3",  # 3: the encoder projector folded into input_proj
-    check_specs=[dg.AssetCheckSpec(PARITY, asset=PERSONALITY_TFLITE, blocking=True)],
+    blocking_checks=[PARITY],
 )
 def personality_tflite(
     context: dg.AssetExecutionContext, config: PersonalityExportConfig, store: ArtifactStore
@@ -142,14 +143,12 @@ class MultiTaskExportConfig(ParityThresholds):
     max_length: int = 128
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=MULTITASK_TFLITE,
+@STAGE.asset(
+    MULTITASK_TFLITE,
     deps=[MULTITASK_MODEL, PROBE_TEXTS],
-    group_name=GROUP,
     kinds={"tflite"},
     code_version="2",
-    check_specs=[dg.AssetCheckSpec(PARITY, asset=MULTITASK_TFLITE, blocking=True)],
+    blocking_checks=[PARITY],
 )
 def multitask_tflite(
     context: dg.AssetExecutionContext, config: MultiTaskExportConfig, store: ArtifactStore

@@ -4,8 +4,12 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
-from unwritten_pipeline.defs.export.keys import MULTITASK_COREML, PERSONALITY_COREML
+from unwritten_pipeline.defs.export.keys import (
+    MULTITASK_COREML,
+    PERSONALITY_COREML,
+    PERSONALITY_TOKENS,
+    STAGE,
+)
 from unwritten_pipeline.defs.export.records import record_export
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.coreml import (
@@ -21,9 +25,8 @@ from unwritten_pipeline.lib.storage.files import sha256_file
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-GROUP = "export"
-PERSONALITY_TOKENS = "personality_tokens"  # observable source of the personality stage
 SPEC = "spec"
+WEIGHTS_PARITY = "weights_parity"
 PARITY_EMBEDDINGS = 64  # cache embeddings the decompressed backbone weights are compared on
 
 
@@ -44,14 +47,12 @@ class PersonalityCoreMLConfig(dg.Config):
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=PERSONALITY_COREML,
+@STAGE.asset(
+    PERSONALITY_COREML,
     deps=[PERSONALITY_MODEL, PERSONALITY_TOKENS],
-    group_name=GROUP,
     kinds={"coreml"},
     code_version="2",
-    check_specs=[dg.AssetCheckSpec("weights_parity", asset=PERSONALITY_COREML, blocking=True)],
+    blocking_checks=[WEIGHTS_PARITY],
 )
 def personality_coreml(
     context: dg.AssetExecutionContext, config: PersonalityCoreMLConfig, store: ArtifactStore
@@ -132,7 +133,7 @@ def personality_coreml(
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="weights_parity",
+                check_name=WEIGHTS_PARITY,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
@@ -145,14 +146,12 @@ def personality_coreml(
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=MULTITASK_COREML,
+@STAGE.asset(
+    MULTITASK_COREML,
     deps=[MULTITASK_MODEL],
-    group_name=GROUP,
     kinds={"coreml"},
     code_version="2",
-    check_specs=[dg.AssetCheckSpec(SPEC, asset=MULTITASK_COREML, blocking=True)],
+    blocking_checks=[SPEC],
 )
 def multitask_coreml(
     context: dg.AssetExecutionContext, store: ArtifactStore

@@ -4,7 +4,13 @@ The release ships the files of `SHIPPED_EXPORTS`; each of them writes a release 
 (`Layout.export_record(name)`) that the release reads — never the instance's "latest".
 """
 
+from unwritten_pipeline.defs.stage import Stage
+
+GROUP = "export"
+STAGE = Stage(GROUP)
+
 PROBE_TEXTS = "probe_texts"
+PERSONALITY_TOKENS = "personality_tokens"  # observable source of the personality stage
 PERSONALITY_TFLITE = "personality_tflite"
 MULTITASK_TFLITE = "multitask_tflite"
 PERSONALITY_COREML = "personality_coreml"

@@ -20,6 +20,7 @@ from unwritten_pipeline.defs.export.keys import (
     PERSONALITY_TFLITE,
     PROBE_TEXTS,
     SHIPPED_EXPORTS,
+    STAGE,
     STUDENT_TFLITE,
 )
 from unwritten_pipeline.lib.dialogue.release import (
@@ -97,11 +98,11 @@ class ReleaseConfig(dg.Config):
     )
 
 
-@dg.asset(
+@STAGE.asset(
+    MODEL_RELEASE,
     # the dialogue model ships when its manifest exists; the release never waits for, requests
     # or is triggered by the ~14 min dialogue chain
     automation_condition=REBUILD.ignore(dg.AssetSelection.assets(DIALOGUE_MANIFEST)),
-    name=MODEL_RELEASE,
     deps=[
         *SHIPPED_EXPORTS,
         BENCHMARK_REPORT,
@@ -110,12 +111,9 @@ class ReleaseConfig(dg.Config):
         DIALOGUE_MANIFEST,
         STUDENT_TFLITE,
     ],
-    group_name="export",
     kinds={"json"},
     code_version="2",
-    check_specs=[
-        dg.AssetCheckSpec(n, asset=MODEL_RELEASE, blocking=True) for n in gate.CHECK_NAMES
-    ],
+    blocking_checks=gate.CHECK_NAMES,
 )
 def model_release(
     context: dg.AssetExecutionContext,

@@ -4,12 +4,12 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.keys import (
     BENCHMARK_REPORT,
     LITERT_FILES,
     MULTITASK_TFLITE,
     PERSONALITY_TFLITE,
+    STAGE,
     STUDENT_TFLITE,
 )
 from unwritten_pipeline.lib.dialogue.release import (
@@ -51,11 +51,9 @@ class BenchmarkConfig(dg.Config):
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=BENCHMARK_REPORT,
+@STAGE.asset(
+    BENCHMARK_REPORT,
     deps=[PERSONALITY_TFLITE, MULTITASK_TFLITE, STUDENT_TFLITE],
-    group_name="export",
     kinds={"json", "markdown"},
     code_version="1",
 )
