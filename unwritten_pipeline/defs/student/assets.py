@@ -7,10 +7,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
 from unwritten_pipeline.defs.export.records import consumed_splits, record_training
 from unwritten_pipeline.defs.run_config import run_config_class
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.export.lineage import export_record
 from unwritten_pipeline.lib.export.parity import (
@@ -52,7 +52,7 @@ from unwritten_pipeline.lib.student.train import StudentTrainConfig
 from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, VocabularyError
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-GROUP = "student"
+STAGE = Stage("student")
 COREML_FILE = "student_int4.mlpackage"
 WEIGHTS_PARITY = "weights_parity"
 OOV_RATE = "oov_rate"
@@ -76,14 +76,12 @@ StudentAssetConfig = run_config_class(
 )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=MULTITASK_STUDENT,
+@STAGE.asset(
+    MULTITASK_STUDENT,
     deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
-    group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version="1",
-    check_specs=[dg.AssetCheckSpec(OOV_RATE, asset=MULTITASK_STUDENT)],
+    checks=[OOV_RATE],
 )
 def multitask_student(
     context: dg.AssetExecutionContext, config: StudentAssetConfig, store: ArtifactStore
@@ -182,16 +180,14 @@ class StudentExportConfig(dg.Config):
     parity_texts: int = Field(default=500, description="texts compared (probes, test, FuseChat)")
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=STUDENT_TFLITE,
+@STAGE.asset(
+    STUDENT_TFLITE,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
-    group_name=GROUP,
     kinds={"tflite"},
     code_version="1",
     # not blocking: a student that fails it is not shipped (lib/student/release.py), and the
     # teacher's release must not wait for it
-    check_specs=[dg.AssetCheckSpec(PARITY, asset=STUDENT_TFLITE)],
+    checks=[PARITY],
 )
 def student_tflite(
     context: dg.AssetExecutionContext, config: StudentExportConfig, store: ArtifactStore
@@ -293,14 +289,12 @@ class StudentCoreMLConfig(dg.Config):
     parity_texts: int = Field(default=500, description="texts compared")
 
 
-@dg.asset(
-    automation_condition=REBUILD,
-    name=STUDENT_COREML,
+@STAGE.asset(
+    STUDENT_COREML,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
-    group_name=GROUP,
     kinds={"coreml"},
     code_version="1",
-    check_specs=[dg.AssetCheckSpec(WEIGHTS_PARITY, asset=STUDENT_COREML)],
+    checks=[WEIGHTS_PARITY],
 )
 def student_coreml_package(
     context: dg.AssetExecutionContext, config: StudentCoreMLConfig, store: ArtifactStore
