@@ -15,6 +15,7 @@ from unwritten_pipeline.defs.curation.judging import (
 )
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import generation_partitions
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.curation.analysis import (
     counter_table,
     plot_png,
@@ -44,6 +45,8 @@ from unwritten_pipeline.lib.storage.files import write_bytes_atomic
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
+STAGE = Stage("curation")
+
 
 class ValidationConfig(CurationThresholds):
     min_quality: dict[str, float] = Field(
@@ -62,7 +65,7 @@ class ValidationConfig(CurationThresholds):
     automation_condition=REBUILD,
     partitions_def=generation_partitions,
     deps=[llm_batches],
-    group_name="curation",
+    group_name=STAGE.group,
     kinds={"python", "json"},
     check_specs=CHECK_SPECS,
     code_version="2",
@@ -191,10 +194,9 @@ class SplitsConfig(dg.Config):
     )
 
 
-@dg.asset(
+@STAGE.asset(
     automation_condition=REBUILD_FROM_PARTITIONS,
     deps=[validated_samples],
-    group_name="curation",
     kinds={"python", "parquet"},
     code_version="2",
 )
