@@ -53,3 +53,11 @@ class Stage:
             )(fn)
 
         return decorate
+
+
+def stage_definitions(
+    assets: Sequence[dg.AssetsDefinition], *, job: str, description: str
+) -> dg.Definitions:
+    """A stage's assets and the one job that materializes them all."""
+    stage_job = dg.define_asset_job(job, selection=assets, description=description)
+    return dg.Definitions(assets=assets, jobs=[stage_job])

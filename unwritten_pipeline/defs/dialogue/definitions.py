@@ -7,6 +7,7 @@ from unwritten_pipeline.defs.dialogue.assets import (
     dialogue_pte,
     dialogue_sft_dataset,
 )
+from unwritten_pipeline.defs.stage import stage_definitions
 
 DIALOGUE_ASSETS = [
     dialogue_sft_dataset,
@@ -16,12 +17,11 @@ DIALOGUE_ASSETS = [
     dialogue_manifest,
 ]
 
-dialogue_job = dg.define_asset_job(
-    "dialogue_job",
-    selection=DIALOGUE_ASSETS,
-    description="SFT data, LoRA fine-tune, GGUF and .pte exports of the on-device dialogue model.",
-)
-
 
 def dialogue_defs() -> dg.Definitions:
-    return dg.Definitions(assets=DIALOGUE_ASSETS, jobs=[dialogue_job])
+    return stage_definitions(
+        DIALOGUE_ASSETS,
+        job="dialogue_job",
+        description="SFT data, LoRA fine-tune, GGUF and .pte exports of the on-device dialogue "
+        "model.",
+    )

@@ -1,13 +1,12 @@
 import dagster as dg
 
 from unwritten_pipeline.defs.multitask.assets import multitask_model
-
-multitask_job = dg.define_asset_job(
-    "multitask_job",
-    selection=[multitask_model],
-    description="Train the LoRA multi-task model on the splits.",
-)
+from unwritten_pipeline.defs.stage import stage_definitions
 
 
 def multitask_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[multitask_model], jobs=[multitask_job])
+    return stage_definitions(
+        [multitask_model],
+        job="multitask_job",
+        description="Train the LoRA multi-task model on the splits.",
+    )

@@ -1,20 +1,17 @@
 import dagster as dg
 
+from unwritten_pipeline.defs.stage import stage_definitions
 from unwritten_pipeline.defs.student.assets import (
     multitask_student,
     student_coreml_package,
     student_tflite,
 )
 
-student_job = dg.define_asset_job(
-    "student_job",
-    selection=[multitask_student, student_tflite, student_coreml_package],
-    description="Distil the on-device student from multitask_model, QAT to INT4, export LiteRT "
-    "and Core ML.",
-)
-
 
 def student_defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[multitask_student, student_tflite, student_coreml_package], jobs=[student_job]
+    return stage_definitions(
+        [multitask_student, student_tflite, student_coreml_package],
+        job="student_job",
+        description="Distil the on-device student from multitask_model, QAT to INT4, export "
+        "LiteRT and Core ML.",
     )
