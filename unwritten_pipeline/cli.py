@@ -7,8 +7,11 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from unwritten_pipeline.lib.llm.base import LLMError
 from unwritten_pipeline.lib.storage.files import read_json
@@ -74,6 +77,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partition_date(args: argparse.Namespace) -> str:
+    """--date, or today (UTC)."""
+    return args.date or datetime.now(UTC).strftime("%Y-%m-%d")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the pipeline on the configured profile into the persistent instance: today's
     llm_batches and validated_samples for every data type, training_splits, then the
@@ -86,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
     from unwritten_pipeline.resources.storage import ArtifactStore
 
-    date = args.date or datetime.now(UTC).strftime("%Y-%m-%d")
+    date = _partition_date(args)
     types = args.data_type or list(DATA_TYPES)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -309,7 +317,7 @@ def cmd_scale_out(args: argparse.Namespace) -> int:
             for service, alive in stack.status(paths):
                 print(f"{service.name:<24} pid {service.pid:<8} {'up' if alive else 'DOWN'}")
         else:
-            date = args.date or datetime.now(UTC).strftime("%Y-%m-%d")
+            date = _partition_date(args)
             for run_id in launch_partitions(paths, date, args.data_type):
                 print(f"queued run {run_id}")
     except (stack.ServiceUnavailableError, RuntimeError) as exc:
@@ -365,64 +373,111 @@ def _release_dir(key: str, releases: str | None) -> Path:
     return root / f"v{key.removeprefix('v')}"
 
 
+# the words of one `add_argument` call: flags, options
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, help line, handler and arguments (`arg(...)`)."""
+
+    name: str
+    help: str
+    func: Callable[[argparse.Namespace], int]
+    arguments: tuple[Argument, ...] = ()
+
+
+def arg(*flags: str, **options: Any) -> Argument:
+    """The words of one `add_argument` call."""
+    return flags, options
+
+
+def partition_args(action: str = "") -> tuple[Argument, ...]:
+    """--date and --data-type: the partitions a command runs (`action`: the one they serve)."""
+    return (
+        arg(
+            "--date", default=None, help=f"{action}partition date YYYY-MM-DD (default: today, UTC)"
+        ),
+        arg("--data-type", action="append", help=f"{action}only this data type (repeatable)"),
+    )
+
+
+RELEASES = arg("--releases", default=None, help=RELEASES_HELP)
+RELEASE_KEY = "release directory or version"
+COMMANDS = (
+    Command("check", "verify the configured LLM backend and its models", cmd_check),
+    Command(
+        "demo",
+        "run the main job on the configured profile (default: embedded demo)",
+        cmd_demo,
+        (
+            arg(
+                "--count",
+                type=int,
+                default=None,
+                help="samples per data type (default: 40 sentiment, 24 personality_traits, "
+                "the profile's for the rest)",
+            ),
+            *partition_args(),
+        ),
+    ),
+    Command(
+        "verify-release",
+        "recompute every sha256 of a release directory",
+        cmd_verify_release,
+        (arg("directory"),),
+    ),
+    Command(
+        "lineage",
+        "the chain from a release version or model sha256 back to its data",
+        cmd_lineage,
+        (
+            arg(
+                "key",
+                help="release version (1.0.1) or a shipped file's sha256 (or its first 8+ chars)",
+            ),
+            arg("--releases", default=None, help="releases folder (default: <data_root>/releases)"),
+        ),
+    ),
+    Command(
+        "inspect", "print an exported model's inputs and outputs", cmd_inspect, (arg("model"),)
+    ),
+    Command(
+        "scale-out",
+        "local Redis/PostgreSQL/Celery/daemon stack: up, down, status, launch",
+        cmd_scale_out,
+        (
+            arg("action", choices=["up", "down", "status", "launch"]),
+            *partition_args("launch: "),
+        ),
+    ),
+    Command(
+        "approve",
+        "ship a refused release candidate; the reason is kept in its manifest",
+        cmd_approve,
+        (
+            arg("release", help=f"{RELEASE_KEY} (1.0.1)"),
+            arg("--reason", required=True, help="why this release may ship anyway"),
+            RELEASES,
+        ),
+    ),
+    Command(
+        "release-diff",
+        "compare two releases: files, gate, metrics, lineage (markdown)",
+        cmd_release_diff,
+        (arg("a", help=RELEASE_KEY), arg("b", help=RELEASE_KEY), RELEASES),
+    ),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unwritten", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="verify the configured LLM backend and its models").set_defaults(
-        func=cmd_check
-    )
-    demo = sub.add_parser(
-        "demo", help="run the main job on the configured profile (default: embedded demo)"
-    )
-    demo.add_argument(
-        "--count",
-        type=int,
-        default=None,
-        help="samples per data type (default: 40 sentiment, 24 personality_traits, "
-        "the profile's for the rest)",
-    )
-    demo.add_argument(
-        "--date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)"
-    )
-    demo.add_argument("--data-type", action="append", help="only this data type (repeatable)")
-    demo.set_defaults(func=cmd_demo)
-    verify = sub.add_parser("verify-release", help="recompute every sha256 of a release directory")
-    verify.add_argument("directory")
-    verify.set_defaults(func=cmd_verify_release)
-    lineage = sub.add_parser(
-        "lineage", help="the chain from a release version or model sha256 back to its data"
-    )
-    lineage.add_argument(
-        "key", help="release version (1.0.1) or a shipped file's sha256 (or its first 8+ chars)"
-    )
-    lineage.add_argument(
-        "--releases", default=None, help="releases folder (default: <data_root>/releases)"
-    )
-    lineage.set_defaults(func=cmd_lineage)
-    inspect = sub.add_parser("inspect", help="print an exported model's inputs and outputs")
-    inspect.add_argument("model")
-    inspect.set_defaults(func=cmd_inspect)
-    scale_out = sub.add_parser(
-        "scale-out", help="local Redis/PostgreSQL/Celery/daemon stack: up, down, status, launch"
-    )
-    scale_out.add_argument("action", choices=["up", "down", "status", "launch"])
-    scale_out.add_argument("--date", default=None, help="launch: partition date (default today)")
-    scale_out.add_argument("--data-type", action="append", help="launch: only this data type")
-    scale_out.set_defaults(func=cmd_scale_out)
-    approve = sub.add_parser(
-        "approve", help="ship a refused release candidate; the reason is kept in its manifest"
-    )
-    approve.add_argument("release", help="release directory or version (1.0.1)")
-    approve.add_argument("--reason", required=True, help="why this release may ship anyway")
-    approve.add_argument("--releases", default=None, help=RELEASES_HELP)
-    approve.set_defaults(func=cmd_approve)
-    diff = sub.add_parser(
-        "release-diff", help="compare two releases: files, gate, metrics, lineage (markdown)"
-    )
-    diff.add_argument("a", help="release directory or version")
-    diff.add_argument("b", help="release directory or version")
-    diff.add_argument("--releases", default=None, help=RELEASES_HELP)
-    diff.set_defaults(func=cmd_release_diff)
+    for command in COMMANDS:
+        command_parser = sub.add_parser(command.name, help=command.help)
+        for flags, options in command.arguments:
+            command_parser.add_argument(*flags, **options)
+        command_parser.set_defaults(func=command.func)
     args = parser.parse_args(argv)
     return args.func(args)
 
