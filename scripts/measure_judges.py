@@ -1,4 +1,4 @@
-"""Measure every sentiment judge on the human-labelled golden set; write judge_accuracy.json.
+"""Measure every judge on the human-labelled golden sets; write judge_accuracy.json.
 
     nice -n 10 .venv/bin/python scripts/measure_judges.py [--llm-subset 240] [--skip-llm]
 
@@ -8,6 +8,14 @@ first N/3 texts of each label, file order); the packaged encoder's zero-shot lab
 run on the whole set. The file keeps accuracy, per-label predictions and the weight the policy
 gives each judge (0 at chance, 1/3 on this balanced set). VADER is measured for reference: it
 is the independent lexicon check of curated sentiment, not a judge.
+
+The encoder's accuracy is also measured per confidence bin, the table the policy weighs each
+of its opinions by (`confidence` in the file): sentiment per predicted label, by the cosine
+margin of the nearest label description over the second (quantile bins, about 100+ texts
+each); personality on the 50 keyed Big Five items (`ipip50_items.csv`): whether the encoder
+puts each item on its keyed pole of its trait (chance 1/2), by the distance of the centred
+pole difference from the items' mean (two bins of 25). The golden sets only measure judges;
+nothing is trained on them.
 """
 
 from __future__ import annotations
@@ -18,17 +26,29 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from unwritten_pipeline.lib.curation.judge import (
     ACCURACY_FILE,
+    ANY_LABEL,
+    CHANCE,
+    ENCODER_CALIBRATION,
     ENCODER_JUDGE,
     LLM_JUDGE,
+    Opinion,
     VerdictError,
     accuracy_weight,
     backend_judge,
-    encoder_opinions,
+    sentiment_opinions,
+    trait_pole_opinions,
 )
 from unwritten_pipeline.lib.evaluation.baselines import vader_labels
-from unwritten_pipeline.lib.evaluation.golden import SENTIMENT_FILE, load_sentiment_golden
+from unwritten_pipeline.lib.evaluation.golden import (
+    PERSONALITY_FILE,
+    SENTIMENT_FILE,
+    load_personality_golden,
+    load_sentiment_golden,
+)
 from unwritten_pipeline.lib.llm.base import LLMError
 from unwritten_pipeline.lib.multitask.tasks import SENTIMENT_LABELS
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder
@@ -46,6 +66,86 @@ def scored(predicted: list[str | None], truth: list[str], **extra) -> dict:
         "weight": round(accuracy_weight(accuracy), 4),
         "predicted": dict(Counter(str(p) for p in predicted).most_common()),
         **extra,
+    }
+
+
+SENTIMENT_BINS_PER_LABEL = 3  # the rarest predicted label (339 texts) keeps 113 per bin
+PERSONALITY_BINS = 2  # 50 items: 25 per bin
+
+
+def confidence_bins(
+    opinions: list[Opinion],
+    correct: list[bool],
+    bins: int,
+    chance: float,
+    measure: str,
+    *,
+    by_label: bool,
+) -> dict:
+    """Quantile bins of the opinions' confidence (per predicted label when `by_label`), with
+    n and golden accuracy in each: the table `judge.parse_bins` reads."""
+    groups: dict[str, list[int]] = {}
+    for i, opinion in enumerate(opinions):
+        groups.setdefault(opinion.label if by_label else ANY_LABEL, []).append(i)
+    table = {}
+    for label, rows in sorted(groups.items()):
+        confidence = np.array([opinions[i].confidence for i in rows])
+        right = np.array([correct[i] for i in rows])
+        edges = np.quantile(confidence, np.linspace(0, 1, bins + 1)[1:-1]).round(4).tolist()
+        index = np.searchsorted(edges, confidence, side="right")
+        n = [int((index == b).sum()) for b in range(bins)]
+        accuracy = [round(float(right[index == b].mean()), 4) if n[b] else 0.0 for b in range(bins)]
+        table[label] = {
+            "edges": edges,
+            "n": n,
+            "accuracy": accuracy,
+            "weight": [round(accuracy_weight(a, chance), 4) for a in accuracy],
+        }
+    return {"measure": measure, "chance": round(chance, 4), "by_opinion": table}
+
+
+def measure_encoder_sentiment(encoder, texts: list[str], truth: list[str]) -> dict:
+    opinions = sentiment_opinions(encoder.encode(texts), encoder)
+    correct = [o.label == t for o, t in zip(opinions, truth, strict=True)]
+    return scored(
+        [o.label for o in opinions],
+        truth,
+        model=DEFAULT_ENCODER,
+        confidence=confidence_bins(
+            opinions,
+            correct,
+            SENTIMENT_BINS_PER_LABEL,
+            CHANCE,
+            "cosine margin: nearest label description minus the second nearest",
+            by_label=True,
+        ),
+    )
+
+
+def measure_encoder_personality(encoder, golden_dir: Path) -> dict:
+    golden = load_personality_golden(golden_dir / PERSONALITY_FILE)
+    opinions = trait_pole_opinions(encoder.encode(golden.texts), encoder, golden.traits)
+    truth = [
+        f"{t}:{'high' if k > 0 else 'low'}" for t, k in zip(golden.traits, golden.keys, strict=True)
+    ]
+    correct = [o.label == t for o, t in zip(opinions, truth, strict=True)]
+    accuracy = sum(correct) / len(correct)
+    return {
+        "n": len(correct),
+        "accuracy": round(accuracy, 4),
+        "weight": round(accuracy_weight(accuracy, 0.5), 4),
+        "predicted": dict(Counter(o.label.split(":")[1] for o in opinions).most_common()),
+        "model": DEFAULT_ENCODER,
+        "golden": {"file": display_path(golden.path), "sha256": golden.sha256},
+        "task": "keyed pole (plus: high, minus: low) of each item's own trait; chance 1/2",
+        "confidence": confidence_bins(
+            opinions,
+            correct,
+            PERSONALITY_BINS,
+            0.5,
+            "distance of the trait's high-minus-low pole similarity from the mean of the texts",
+            by_label=False,
+        ),
     }
 
 
@@ -105,11 +205,11 @@ def main() -> None:
     torch.set_num_threads(1)
     golden = load_sentiment_golden(args.golden / SENTIMENT_FILE)
     truth = [SENTIMENT_LABELS[i] for i in golden.labels]
-    samples = [{"text": t} for t in golden.texts]
     encoder = LocalEncoder(DEFAULT_ENCODER)
     judges = json.loads(args.out.read_text())["judges"] if args.out.is_file() else {}
-    judges[ENCODER_JUDGE] = scored(
-        encoder_opinions(encoder)("sentiment", samples), truth, model=DEFAULT_ENCODER
+    judges[ENCODER_JUDGE] = measure_encoder_sentiment(encoder, golden.texts, truth)
+    judges[ENCODER_CALIBRATION["personality_traits"]] = measure_encoder_personality(
+        encoder, args.golden
     )
     judges["vader"] = scored(
         [SENTIMENT_LABELS[i] for i in vader_labels(golden.texts)],
@@ -120,7 +220,7 @@ def main() -> None:
         judges[LLM_JUDGE] = measure_llm(*balanced_subset(golden.texts, truth, args.llm_subset))
     report = {
         "golden": {
-            "file": str(args.golden / SENTIMENT_FILE),
+            "file": display_path(args.golden / SENTIMENT_FILE),
             "sha256": golden.sha256,
             "n": len(truth),
             "labels": dict(Counter(truth)),

@@ -12,7 +12,6 @@ from pydantic import Field
 
 from unwritten_pipeline.lib.curation.judge import (
     ENCODER_JUDGE,
-    ENCODER_TYPES,
     LLM_JUDGE,
     JudgePolicy,
     JudgeRun,
@@ -21,6 +20,7 @@ from unwritten_pipeline.lib.curation.judge import (
     encoder_opinions,
     judge_identity,
     judge_samples,
+    measured_encoder_bins,
     measured_weights,
 )
 from unwritten_pipeline.lib.llm.base import LLMBackend, LLMError, LLMUnavailableError
@@ -34,7 +34,8 @@ class JudgeConfig(dg.Config):
     weights: dict[str, float] = Field(
         default_factory=dict,
         description="judge weights (llm, encoder) instead of the measured ones "
-        "(lib/curation/judge_accuracy.json)",
+        "(lib/curation/judge_accuracy.json); a given encoder weight replaces the encoder's "
+        "measured confidence bins",
     )
     min_label_weight: float = Field(
         default=0.5, description="judges with an opinion must weigh this much for a label check"
@@ -60,6 +61,7 @@ class JudgeConfig(dg.Config):
         given_all = {LLM_JUDGE, ENCODER_JUDGE} <= set(self.weights)
         return JudgePolicy(
             weights=dict(self.weights) if given_all else {**measured_weights(), **self.weights},
+            encoder_bins={} if ENCODER_JUDGE in self.weights else measured_encoder_bins(),
             min_label_weight=self.min_label_weight,
             min_label_agreement=self.min_label_agreement,
             min_llm_weight=self.min_llm_weight,
@@ -114,11 +116,12 @@ def run_judge(
     judge = LazyJudge(llm, store, model)
     # a judge that weighs nothing is not asked (loading the encoder takes seconds, the
     # embedded LLM a few seconds per sample)
-    encoder_votes = data_type in ENCODER_TYPES and policy.weight(ENCODER_JUDGE) > 0
     opinions = (
-        encoder_opinions(shared_encoder(config.encoder)) if encoder_votes and samples else None
+        encoder_opinions(shared_encoder(config.encoder))
+        if policy.encoder_votes(data_type) and samples
+        else None
     )
-    ask_llm = config.ask_dropped_llm or policy.llm_matters(encoder_votes)
+    ask_llm = config.ask_dropped_llm or policy.llm_matters(data_type)
     try:
         return judge_samples(
             data_type,
@@ -151,6 +154,14 @@ def judge_metadata(run: JudgeRun | None, policy: JudgePolicy | None, identity: s
         "judge_rejects_by_reason": dg.MetadataValue.json(summary["rejects_by_reason"]),
         "judge_weights": dg.MetadataValue.json(
             {name: round(weight, 4) for name, weight in policy.weights.items()}
+        ),
+        "judge_encoder_bin_weights": dg.MetadataValue.json(
+            {
+                data_type: {
+                    label: [round(w, 3) for w in row] for label, row in bins.weights.items()
+                }
+                for data_type, bins in policy.encoder_bins.items()
+            }
         ),
         "judge_llm_decides": policy.llm_decides,
         "judge_llm_calls": run.llm_calls,

@@ -7,11 +7,16 @@ for narrative types, novel-quality and hook-value ratings, and yes/no for each f
 `rules.judge_requirements` names). For sentiment and personality the packaged encoder gives a
 second opinion (zero-shot, `lib/evaluation/baselines.py`).
 
-Every judge votes with the weight its measured accuracy on the human-labelled golden
-sentiment set earns (`judge_accuracy.json`, written by scripts/measure_judges.py): accuracy
-at chance (1/3, the set is balanced) weighs 0. A label is checked only when the judges that
-have an opinion weigh at least `min_label_weight` together, so a weak judge never decides
-alone; then the weighted share agreeing with the sample must reach `min_label_agreement`.
+Every judge votes with the weight its measured accuracy on the human-labelled golden sets
+earns (`judge_accuracy.json`, written by scripts/measure_judges.py): accuracy at chance weighs
+0, always right weighs 1. The encoder's weight depends on how sure it is: its golden accuracy
+was measured per confidence bin (sentiment: per predicted label, by the margin between the
+nearest and the second-nearest label description; personality: by the distance of the trait's
+pole difference from the batch mean, on the keyed Big Five items), and each opinion weighs what
+its bin earned. A label is checked only when the judges that have an opinion weigh at least
+`min_label_weight` together, so a weak or unsure judge never decides alone, a confident one
+where it is measurably right does; then the weighted share agreeing with the sample must reach
+`min_label_agreement`.
 The quality thresholds read the LLM judge's ratings, never the generator's `quality_score`.
 
 A judge call that fails (server down, timeout, unparseable answer) decides nothing: the sample
@@ -22,18 +27,21 @@ identity, so re-running curation does not call the judge again.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unwritten_pipeline.lib.curation.normalize import PRIMARY_TEXT_FIELDS, exact_hash, primary_text
 from unwritten_pipeline.lib.curation.rules import JUDGE_FINDINGS, Violation, judge_requirements
 from unwritten_pipeline.lib.curation.validate import PartitionValidation, Record
 from unwritten_pipeline.lib.evaluation.baselines import (
+    SENTIMENT_DESCRIPTIONS,
     Encoder,
-    zero_shot_labels,
     zero_shot_traits,
 )
 from unwritten_pipeline.lib.generation.schemas import sample_model
@@ -57,6 +65,9 @@ UNAVAILABLE = "judge.unavailable"
 LLM_JUDGE, ENCODER_JUDGE = "llm", "encoder"
 ENCODER_TYPES = ("sentiment", "personality_traits")  # the encoder has an opinion on these
 CHANCE = 1 / 3  # the golden sentiment set is balanced over three labels
+# judge_accuracy.json: the entry holding the encoder's confidence bins, per type
+ENCODER_CALIBRATION = {"sentiment": "encoder", "personality_traits": "encoder_personality"}
+ANY_LABEL = "*"  # bins that hold for every opinion label
 
 # docs/domain.md: relationship score bands
 RELATIONSHIP_BANDS = (("damages", 0.3), ("neutral", 0.5), ("builds", 0.7), ("strong_bond", 1.01))
@@ -117,27 +128,58 @@ def sample_label(data_type: str, sample: dict[str, Any]) -> str | None:
 # ---- the encoder's second opinion ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Opinion:
+    """A judge's label for a sample and how sure it is, on the scale its confidence bins in
+    judge_accuracy.json were measured on (larger: surer)."""
+
+    label: str
+    confidence: float
+
+
+def sentiment_opinions(embeddings: np.ndarray, encoder: Encoder) -> list[Opinion]:
+    """The label whose description is nearest (the evaluation baseline's zero-shot label);
+    confidence: its cosine margin over the second-nearest description."""
+    descriptions = encoder.encode([SENTIMENT_DESCRIPTIONS[label] for label in SENTIMENT_LABELS])
+    similarities = embeddings @ descriptions.T
+    ranked = np.sort(similarities, axis=1)
+    margins = ranked[:, -1] - ranked[:, -2]
+    return [
+        Opinion(SENTIMENT_LABELS[int(i)], float(m))
+        for i, m in zip(similarities.argmax(axis=1), margins, strict=True)
+    ]
+
+
+def trait_pole_opinions(
+    embeddings: np.ndarray, encoder: Encoder, traits: Sequence[str]
+) -> list[Opinion]:
+    """Per text, the side of its trait: high-minus-low pole similarity, centred on the mean
+    of the texts judged together (the raw difference is biased per trait); confidence: the
+    distance from that mean."""
+    poles = zero_shot_traits(embeddings, encoder)
+    poles = poles - poles.mean(axis=0, keepdims=True)
+    out = []
+    for row, trait in zip(poles, traits, strict=True):
+        value = float(row[OCEAN.index(trait)])
+        out.append(Opinion(f"{trait}:{'high' if value >= 0 else 'low'}", abs(value)))
+    return out
+
+
 def encoder_opinions(encoder: Encoder) -> EncoderOpinions:
     """Zero-shot opinions of the packaged encoder (the evaluation baselines' descriptions).
 
-    sentiment: the label whose description is nearest. personality_traits: for the trait the
-    sample scores most extreme, the side of the trait's high-minus-low pole similarity,
-    centred on the batch's mean (the raw difference is biased per trait).
+    sentiment: the nearest label description. personality_traits: for the trait the sample
+    scores most extreme, the side of the trait's poles, centred on the batch.
     """
 
-    def opinions(data_type: str, samples: list[dict[str, Any]]) -> list[str | None]:
+    def opinions(data_type: str, samples: list[dict[str, Any]]) -> list[Opinion | None]:
         if data_type not in ENCODER_TYPES or not samples:
             return [None] * len(samples)
         embeddings = encoder.encode([primary_text(data_type, s) for s in samples])
         if data_type == "sentiment":
-            return [SENTIMENT_LABELS[i] for i in zero_shot_labels(embeddings, encoder)]
-        poles = zero_shot_traits(embeddings, encoder)
-        poles = poles - poles.mean(axis=0, keepdims=True)
-        out = []
-        for row, sample in zip(poles, samples, strict=True):
-            trait = dominant_pole(sample["traits"]).split(":")[0]
-            out.append(f"{trait}:{'high' if row[OCEAN.index(trait)] >= 0 else 'low'}")
-        return out
+            return list(sentiment_opinions(embeddings, encoder))
+        traits = [dominant_pole(s["traits"]).split(":")[0] for s in samples]
+        return list(trait_pole_opinions(embeddings, encoder, traits))
 
     return opinions
 
@@ -282,9 +324,9 @@ class VerdictCache:
 # ---- policy and decisions ------------------------------------------------------------
 
 
-def accuracy_weight(accuracy: float) -> float:
+def accuracy_weight(accuracy: float, chance: float = CHANCE) -> float:
     """0 at chance, 1 when always right."""
-    return max(0.0, (accuracy - CHANCE) / (1 - CHANCE))
+    return max(0.0, (accuracy - chance) / (1 - chance))
 
 
 def measured_weights(path: Path = ACCURACY_FILE) -> dict[str, float]:
@@ -300,15 +342,97 @@ def measured_weights(path: Path = ACCURACY_FILE) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class ConfidenceBins:
+    """One judge's measured accuracy by confidence, per opinion label (`ANY_LABEL`: all).
+    Bin i holds confidences in [edges[i-1], edges[i]); its weight is `accuracy_weight` of the
+    golden accuracy measured in it. A label without bins weighs 0."""
+
+    edges: dict[str, tuple[float, ...]]
+    weights: dict[str, tuple[float, ...]]
+
+    def weight(self, opinion: Opinion) -> float:
+        key = opinion.label if opinion.label in self.weights else ANY_LABEL
+        if key not in self.weights:
+            return 0.0
+        return self.weights[key][bisect_right(self.edges[key], opinion.confidence)]
+
+    @property
+    def max_weight(self) -> float:
+        return max((w for row in self.weights.values() for w in row), default=0.0)
+
+
+class BinTableError(ValueError):
+    """judge_accuracy.json's confidence bins are missing or malformed."""
+
+
+def _number_list(path: Path, where: str, value: Any, length: int | None = None) -> list[float]:
+    ok = isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    )
+    if not ok or (length is not None and len(value) != length):
+        wanted = f"a list of {length} numbers" if length is not None else "a list of numbers"
+        raise BinTableError(f"{path}: field {where}: expected {wanted}, got {value!r}")
+    return [float(v) for v in value]
+
+
+def parse_bins(path: Path, where: str, table: Any) -> ConfidenceBins:
+    """`{"chance": c, "by_opinion": {label: {"edges": [...], "n": [...], "accuracy": [...]}}}`
+    at `where` in `path`; every figure checked, every error naming the file and field."""
+    if not isinstance(table, dict) or not isinstance(table.get("by_opinion"), dict):
+        raise BinTableError(f"{path}: field {where}.by_opinion: missing or not an object")
+    chance = table.get("chance")
+    if not isinstance(chance, (int, float)) or not 0 < chance < 1:
+        raise BinTableError(
+            f"{path}: field {where}.chance: expected 0 < chance < 1, got {chance!r}"
+        )
+    edges, weights = {}, {}
+    for label, row in table["by_opinion"].items():
+        field_name = f"{where}.by_opinion.{label}"
+        if not isinstance(row, dict):
+            raise BinTableError(f"{path}: field {field_name}: expected an object, got {row!r}")
+        cuts = _number_list(path, f"{field_name}.edges", row.get("edges"))
+        if cuts != sorted(cuts):
+            raise BinTableError(f"{path}: field {field_name}.edges: not ascending: {cuts}")
+        _number_list(path, f"{field_name}.n", row.get("n"), len(cuts) + 1)
+        accuracy = _number_list(path, f"{field_name}.accuracy", row.get("accuracy"), len(cuts) + 1)
+        if not all(0 <= a <= 1 for a in accuracy):
+            raise BinTableError(f"{path}: field {field_name}.accuracy: outside [0, 1]: {accuracy}")
+        edges[label] = tuple(cuts)
+        weights[label] = tuple(accuracy_weight(a, float(chance)) for a in accuracy)
+    if not weights:
+        raise BinTableError(f"{path}: field {where}.by_opinion: no bins")
+    return ConfidenceBins(edges, weights)
+
+
+def measured_encoder_bins(path: Path = ACCURACY_FILE) -> dict[str, ConfidenceBins]:
+    """Data type → the encoder's confidence bins, as measured on the golden sets."""
+    try:
+        judges = json.loads(path.read_text(encoding="utf-8"))["judges"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BinTableError(f"{path}: field judges unreadable ({exc})") from None
+    out = {}
+    for data_type, name in ENCODER_CALIBRATION.items():
+        entry = judges.get(name) if isinstance(judges, dict) else None
+        where = f"judges.{name}.confidence"
+        if not isinstance(entry, dict) or "confidence" not in entry:
+            raise BinTableError(f"{path}: field {where}: missing (scripts/measure_judges.py)")
+        out[data_type] = parse_bins(path, where, entry["confidence"])
+    return out
+
+
+@dataclass(frozen=True)
 class JudgePolicy:
     """When the judges' opinions accept a sample; every figure configurable per run.
 
     A label is checked when the judges with an opinion weigh `min_label_weight` together;
     the LLM judge's ratings and findings are enforced when it weighs `min_llm_weight` alone.
-    Below that, its verdict is recorded (advisory) and decides nothing.
+    Below that, its verdict is recorded (advisory) and decides nothing. The encoder's opinion
+    on a type in `encoder_bins` weighs what its confidence bin earned; elsewhere (or without
+    bins) it weighs `weights["encoder"]`.
     """
 
     weights: dict[str, float]
+    encoder_bins: dict[str, ConfidenceBins] = field(default_factory=dict)
     min_label_weight: float = 0.5
     min_label_agreement: float = 0.5
     min_llm_weight: float = 0.2
@@ -319,16 +443,32 @@ class JudgePolicy:
     def weight(self, judge: str) -> float:
         return self.weights.get(judge, 0.0)
 
+    def opinion_weight(self, judge: str, data_type: str, opinion: Opinion | None) -> float:
+        if opinion is None:
+            return 0.0
+        if judge == ENCODER_JUDGE and data_type in self.encoder_bins:
+            return self.encoder_bins[data_type].weight(opinion)
+        return self.weight(judge)
+
+    def max_weight(self, judge: str, data_type: str) -> float:
+        """The most one opinion of `judge` can weigh on `data_type`."""
+        if judge == ENCODER_JUDGE and data_type in self.encoder_bins:
+            return self.encoder_bins[data_type].max_weight
+        return self.weight(judge)
+
+    def encoder_votes(self, data_type: str) -> bool:
+        return data_type in ENCODER_TYPES and self.max_weight(ENCODER_JUDGE, data_type) > 0
+
     @property
     def llm_decides(self) -> bool:
         return self.weight(LLM_JUDGE) >= self.min_llm_weight
 
-    def llm_matters(self, encoder_votes: bool) -> bool:
+    def llm_matters(self, data_type: str) -> bool:
         """Whether the LLM judge's verdict can change a decision: it decides, or its vote can
         complete a label check's weight. If not, asking it only costs time."""
         if self.llm_decides:
             return True
-        others = self.weight(ENCODER_JUDGE) if encoder_votes else 0.0
+        others = self.max_weight(ENCODER_JUDGE, data_type) if self.encoder_votes(data_type) else 0
         llm = self.weight(LLM_JUDGE)
         return llm > 0 and llm + others >= self.min_label_weight
 
@@ -340,22 +480,26 @@ class Decision:
     pending: str | None = None  # why no verdict yet
     label: str | None = None  # what the generator says (compared, never shown)
     opinions: dict[str, str | None] = field(default_factory=dict)  # judge → label
+    weights: dict[str, float] = field(default_factory=dict)  # judge → its opinion's weight
     label_checked: bool = False
     label_agrees: bool | None = None
     verdict: dict[str, Any] | None = None
 
 
 def label_violations(decision: Decision, label: str | None, policy: JudgePolicy) -> list[Violation]:
-    voters = {j: o for j, o in decision.opinions.items() if o is not None and policy.weight(j) > 0}
-    total = sum(policy.weight(j) for j in voters)
+    def weight(judge: str) -> float:  # this opinion's weight, else the judge's fixed one
+        return decision.weights.get(judge, policy.weight(judge))
+
+    voters = {j: o for j, o in decision.opinions.items() if o is not None and weight(j) > 0}
+    total = sum(weight(j) for j in voters)
     if label is None or total < policy.min_label_weight:
         return []
     decision.label_checked = True
-    agreeing = sum(policy.weight(j) for j, o in voters.items() if o == label)
+    agreeing = sum(weight(j) for j, o in voters.items() if o == label)
     decision.label_agrees = agreeing / total >= policy.min_label_agreement
     if decision.label_agrees:
         return []
-    said = ", ".join(f"{j} says {o} (weight {policy.weight(j):.2f})" for j, o in voters.items())
+    said = ", ".join(f"{j} says {o} (weight {weight(j):.2f})" for j, o in voters.items())
     return [
         Violation(
             LABEL_DISAGREES,
@@ -390,7 +534,7 @@ def finding_violations(verdict: dict[str, Any], findings: Sequence[str]) -> list
 # ---- the pass over one partition -------------------------------------------------------
 
 LLMJudge = Callable[[str, dict[str, Any], Sequence[str]], dict[str, Any]]
-EncoderOpinions = Callable[[str, list[dict[str, Any]]], list[str | None]]
+EncoderOpinions = Callable[[str, list[dict[str, Any]]], list[Opinion | None]]
 
 
 @dataclass
@@ -454,11 +598,11 @@ def judge_samples(
     Without an LLM judge (dropped: it weighs too little to change anything) the encoder's
     opinions alone are weighed."""
     run = JudgeRun([], llm_asked=llm_judge is not None)
-    encoder_labels = (
+    encoder_says = (
         encoder_opinions(data_type, list(samples)) if encoder_opinions else [None] * len(samples)
     )
     server_down: str | None = None
-    for sample, encoder_label in zip(samples, encoder_labels, strict=True):
+    for sample, encoder_opinion in zip(samples, encoder_says, strict=True):
         decision = Decision(exact_hash(sample))
         run.decisions.append(decision)
         findings = judge_requirements(data_type, sample)
@@ -483,7 +627,7 @@ def judge_samples(
                 run.failures[type(exc).__name__] += 1
                 continue
             cache.put(decision.sample_hash, identity, verdict)
-        decide(decision, data_type, sample, verdict, encoder_label, findings, policy)
+        decide(decision, data_type, sample, verdict, encoder_opinion, findings, policy)
     return run
 
 
@@ -492,12 +636,19 @@ def decide(
     data_type: str,
     sample: dict[str, Any],
     verdict: dict[str, Any],
-    encoder_label: str | None,
+    encoder_opinion: Opinion | None,
     findings: Sequence[str],
     policy: JudgePolicy,
 ) -> None:
     label = decision.label = sample_label(data_type, sample)
-    decision.opinions = {LLM_JUDGE: verdict.get("label"), ENCODER_JUDGE: encoder_label}
+    decision.opinions = {
+        LLM_JUDGE: verdict.get("label"),
+        ENCODER_JUDGE: encoder_opinion.label if encoder_opinion else None,
+    }
+    decision.weights = {
+        LLM_JUDGE: policy.weight(LLM_JUDGE),
+        ENCODER_JUDGE: policy.opinion_weight(ENCODER_JUDGE, data_type, encoder_opinion),
+    }
     decision.verdict = verdict or None
     decision.violations = label_violations(decision, label, policy)
     if policy.llm_decides:
