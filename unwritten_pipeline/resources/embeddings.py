@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -12,9 +12,17 @@ from unwritten_pipeline.lib.personality.embeddings import (
     LocalEncoder,
     OpenAIEmbeddings,
 )
+from unwritten_pipeline.resources.env import EnvConfigured
 
 
-class EmbeddingResource(dg.ConfigurableResource):
+class EmbeddingResource(EnvConfigured, dg.ConfigurableResource):
+    env_variables: ClassVar[dict[str, str]] = {
+        "backend": "UNWRITTEN_EMBEDDINGS",
+        "local_model": "UNWRITTEN_ENCODER",
+        "openai_base_url": "OPENAI_BASE_URL",
+    }
+    env_secrets: ClassVar[dict[str, str]] = {"openai_api_key": "OPENAI_API_KEY"}
+
     backend: str | None = Field(
         default=None,
         description=(
@@ -44,15 +52,3 @@ class EmbeddingResource(dg.ConfigurableResource):
                 self.openai_api_key, model=self.openai_model, base_url=self.openai_base_url
             )
         return LocalEncoder(self.local_model, batch_size=self.batch_size)
-
-    @classmethod
-    def from_env(cls) -> EmbeddingResource:
-        env = os.environ
-        values = {
-            "backend": env.get("UNWRITTEN_EMBEDDINGS"),
-            "local_model": env.get("UNWRITTEN_ENCODER"),
-            "openai_base_url": env.get("OPENAI_BASE_URL"),
-            # EnvVar: the key never appears in the UI or the run config, only its name.
-            "openai_api_key": dg.EnvVar("OPENAI_API_KEY") if env.get("OPENAI_API_KEY") else None,
-        }
-        return cls(**{k: v for k, v in values.items() if v is not None})

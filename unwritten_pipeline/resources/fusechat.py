@@ -3,8 +3,8 @@ files, or the hub."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -17,11 +17,18 @@ from unwritten_pipeline.lib.personality.fusechat import (
     PackagedSource,
     local_source,
 )
+from unwritten_pipeline.resources.env import EnvConfigured
 
 KINDS = ("packaged", "local", "hub")
 
 
-class FuseChatSourceResource(dg.ConfigurableResource):
+class FuseChatSourceResource(EnvConfigured, dg.ConfigurableResource):
+    env_variables: ClassVar[dict[str, str]] = {
+        "kind": "UNWRITTEN_FUSECHAT_SOURCE",
+        "local_pattern": "UNWRITTEN_FUSECHAT_FILES",
+        "hub_revision": "UNWRITTEN_FUSECHAT_REVISION",
+    }
+
     kind: str = Field(
         default="packaged",
         description="packaged (human chat turns inside a PyPI package, offline) | local "
@@ -61,13 +68,3 @@ class FuseChatSourceResource(dg.ConfigurableResource):
                 f"UNWRITTEN_FUSECHAT_SOURCE={self.kind!r}: use one of {', '.join(KINDS)}"
             )
         return local_source(self.local_pattern, inputs_dir, self.max_malformed_ratio)
-
-    @classmethod
-    def from_env(cls) -> FuseChatSourceResource:
-        env = os.environ
-        values = {
-            "kind": env.get("UNWRITTEN_FUSECHAT_SOURCE"),
-            "local_pattern": env.get("UNWRITTEN_FUSECHAT_FILES"),
-            "hub_revision": env.get("UNWRITTEN_FUSECHAT_REVISION"),
-        }
-        return cls(**{k: v for k, v in values.items() if v is not None})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -17,17 +17,41 @@ from unwritten_pipeline.lib.llm.http_backends import (
     OllamaBackend,
     OpenAICompatBackend,
 )
+from unwritten_pipeline.resources.env import EnvConfigured
 
 BACKENDS = ("embedded", "ollama", "openai")
 DEFAULT_URLS = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8000/v1"}
 LLM_SERVER_TAG = "unwritten/llm_server"
 
 
-class LLMResource(dg.ConfigurableResource):
+class LLMResource(EnvConfigured, dg.ConfigurableResource):
     """Which LLM answers, where, and how hard to retry.
 
     `backend` empty means "the profile's backend" (demo: embedded, production: ollama).
     """
+
+    env_variables: ClassVar[dict[str, str]] = {
+        "profile": "UNWRITTEN_PROFILE",
+        "profile_overrides_file": "UNWRITTEN_GENERATION_CONFIG",
+        "embedded_model": "UNWRITTEN_EMBEDDED_MODEL",
+        "backend": "UNWRITTEN_LLM_BACKEND",
+        "base_url": "UNWRITTEN_LLM_URL",
+        "structured_output": "UNWRITTEN_LLM_STRUCTURED_OUTPUT",
+        "judge_backend": "UNWRITTEN_JUDGE_BACKEND",
+        "judge_base_url": "UNWRITTEN_JUDGE_URL",
+        "judge_model": "UNWRITTEN_JUDGE_MODEL",
+    }
+    env_secrets: ClassVar[dict[str, str]] = {
+        "api_key": "UNWRITTEN_LLM_API_KEY",
+        "judge_api_key": "UNWRITTEN_JUDGE_API_KEY",
+    }
+    env_numbers: ClassVar[dict[str, tuple[str, type[int] | type[float]]]] = {
+        "n_threads": ("UNWRITTEN_LLM_THREADS", int),
+        "parallel_requests": ("UNWRITTEN_LLM_PARALLEL", int),
+        "max_retries": ("UNWRITTEN_LLM_MAX_RETRIES", int),
+        "timeout_s": ("UNWRITTEN_LLM_TIMEOUT_S", float),
+        "max_failure_ratio": ("UNWRITTEN_LLM_MAX_FAILURE_RATIO", float),
+    }
 
     profile: str = Field(default="demo", description="demo | production (UNWRITTEN_PROFILE)")
     profile_overrides_file: str | None = Field(
@@ -135,44 +159,6 @@ class LLMResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             backoff_base_s=self.backoff_base_s,
             max_failure_ratio=self.max_failure_ratio,
-        )
-
-    @classmethod
-    def from_env(cls) -> LLMResource:
-        env = os.environ
-        optional = {
-            "profile_overrides_file": env.get("UNWRITTEN_GENERATION_CONFIG"),
-            "backend": env.get("UNWRITTEN_LLM_BACKEND"),
-            "base_url": env.get("UNWRITTEN_LLM_URL"),
-            "structured_output": env.get("UNWRITTEN_LLM_STRUCTURED_OUTPUT"),
-            # EnvVar: the UI and the run config show the variable's name, never its value.
-            "api_key": dg.EnvVar("UNWRITTEN_LLM_API_KEY")
-            if env.get("UNWRITTEN_LLM_API_KEY")
-            else None,
-            "judge_backend": env.get("UNWRITTEN_JUDGE_BACKEND"),
-            "judge_base_url": env.get("UNWRITTEN_JUDGE_URL"),
-            "judge_model": env.get("UNWRITTEN_JUDGE_MODEL"),
-            "judge_api_key": dg.EnvVar("UNWRITTEN_JUDGE_API_KEY")
-            if env.get("UNWRITTEN_JUDGE_API_KEY")
-            else None,
-        }
-        numeric = {
-            "n_threads": ("UNWRITTEN_LLM_THREADS", int),
-            "parallel_requests": ("UNWRITTEN_LLM_PARALLEL", int),
-            "max_retries": ("UNWRITTEN_LLM_MAX_RETRIES", int),
-            "timeout_s": ("UNWRITTEN_LLM_TIMEOUT_S", float),
-            "max_failure_ratio": ("UNWRITTEN_LLM_MAX_FAILURE_RATIO", float),
-        }
-        for field_name, (var, kind) in numeric.items():
-            if env.get(var):
-                try:
-                    optional[field_name] = kind(env[var])
-                except ValueError:
-                    raise ValueError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from None
-        return cls(
-            profile=env.get("UNWRITTEN_PROFILE", "demo"),
-            embedded_model=env.get("UNWRITTEN_EMBEDDED_MODEL", EMBEDDED_DEFAULT_MODEL),
-            **{k: v for k, v in optional.items() if v is not None},
         )
 
 
