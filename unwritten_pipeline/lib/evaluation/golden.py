@@ -23,28 +23,28 @@ class GoldenSetError(ValueError):
 
 
 @dataclass(frozen=True)
-class SentimentGolden:
+class GoldenSet:
+    """One golden file: where it is, its fingerprint, its texts; subclasses add the labels."""
+
     path: Path
     sha256: str
     texts: list[str]
-    labels: list[int]  # index into SENTIMENT_LABELS
 
     def describe(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256, "n": len(self.texts)}
 
 
 @dataclass(frozen=True)
-class PersonalityGolden:
+class SentimentGolden(GoldenSet):
+    labels: list[int]  # index into SENTIMENT_LABELS
+
+
+@dataclass(frozen=True)
+class PersonalityGolden(GoldenSet):
     """Keyed questionnaire items: a plus-keyed item describes the trait's high pole."""
 
-    path: Path
-    sha256: str
-    texts: list[str]
     traits: list[str]  # one of OCEAN
     keys: list[int]  # +1 plus-keyed, -1 minus-keyed
-
-    def describe(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "n": len(self.texts)}
 
 
 def golden_paths(inputs_dir: Path) -> tuple[Path, Path]:
