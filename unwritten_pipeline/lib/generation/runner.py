@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,44 +165,32 @@ def call_seed(date: str, data_type: str, batch_number: int, attempt: int) -> int
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
+@dataclass(eq=False)
 class PartitionGenerator:
-    def __init__(
-        self,
-        backend: LLMBackend,
-        *,
-        data_type: str,
-        date: str,
-        settings: TypeSettings,
-        target_samples: int,
-        out_dir: Path,
-        quarantine_dir: Path,
-        examples: list[dict[str, Any]],
-        options: RunOptions = RunOptions(),
-        log: Callable[[str], None] = print,
-        sleep: Callable[[float], None] = time.sleep,
-        strata: StrataTable | None = None,
-        scenarios: ScenarioLists | None = None,
-    ):
-        self.backend = backend
-        self.data_type = data_type
-        self.date = date
-        self.settings = settings
-        self.out_dir = out_dir
-        self.quarantine_dir = quarantine_dir
-        self.examples = examples
-        self.strata = strata
-        self.scenarios = scenarios
-        self.options = options
-        self.log = log
-        self.sleep = sleep
-        self.model = sample_model(data_type)
-        self.batch_sizes = batch_sizes(target_samples, settings.samples_per_call)
+    backend: LLMBackend
+    _: KW_ONLY
+    data_type: str
+    date: str
+    settings: TypeSettings
+    target_samples: InitVar[int]
+    out_dir: Path
+    quarantine_dir: Path
+    examples: list[dict[str, Any]]
+    options: RunOptions = RunOptions()
+    log: Callable[[str], None] = print
+    sleep: Callable[[float], None] = time.sleep
+    strata: StrataTable | None = None
+    scenarios: ScenarioLists | None = None
+
+    def __post_init__(self, target_samples: int) -> None:
+        self.model = sample_model(self.data_type)
+        self.batch_sizes = batch_sizes(target_samples, self.settings.samples_per_call)
         self.report = GenerationReport(
-            data_type=data_type,
-            date=date,
-            backend=backend.name,
-            model=settings.model,
-            endpoint=backend.endpoint,
+            data_type=self.data_type,
+            date=self.date,
+            backend=self.backend.name,
+            model=self.settings.model,
+            endpoint=self.backend.endpoint,
             target_samples=target_samples,
             planned_batches=len(self.batch_sizes),
         )
