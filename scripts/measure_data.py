@@ -6,6 +6,9 @@ whatever curation runs, a judge included, runs here), and print per type:
 
 - requested vs achieved stratum histogram (from each sample's recorded provenance);
 - accept rate and the rejects per reason;
+- the blind judge: how many labels it checked, its agreement with the generator's labels;
+- duplicates: exact / normalized ones the curation rejected, and near duplicates (MiniLM cosine
+  ≥ 0.9, as `training_splits` removes them) left among the accepted samples;
 - sentiment: VADER's agreement with the labels of the accepted samples, and the accepted class
   distribution against the target distribution (data/strata/sentiment.jsonl).
 
@@ -86,13 +89,53 @@ def measure(root: Path, data_type: str, analyzer) -> dict[str, Any]:
         "samples": total,
         "accepted": len(accepted),
         "accept_rate": round(len(accepted) / total, 4) if total else 0.0,
+        "pending": summary.get("pending", 0),
         "rejects_by_reason": summary.get("rejects_by_reason", {}),
         "violations_by_rule": summary.get("violations_by_rule", {}),
         "strata": stratum_table(data_type, accepted + rejected),
+        "judge": judge_figures(summary.get("judge")),
+    }
+    near = near_duplicate_rows(data_type, accepted)
+    figures["duplicates"] = {
+        "rejected_as_duplicate": sum(
+            n for code, n in figures["rejects_by_reason"].items() if "duplicate" in code
+        ),
+        "near_among_accepted": None if near is None else len(near),
     }
     if data_type == "sentiment":
         figures.update(sentiment_figures(accepted, analyzer))
+        if near:  # what training_splits keeps of them
+            kept = [r for i, r in enumerate(accepted) if i not in near]
+            deduped = sentiment_figures(kept, analyzer)
+            figures["after_near_dedup"] = {
+                k: deduped[k] for k in ("accepted_classes", "max_share_deviation")
+            }
     return figures
+
+
+def judge_figures(judge: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The judge pass's own counts (validated summary.json), None on a checkout without it."""
+    if not judge:
+        return None
+    keys = ("judged", "label_checked", "label_agreement", "judge_agreement", "rejects_by_reason")
+    return {k: judge.get(k) for k in keys}
+
+
+def near_duplicate_rows(data_type: str, accepted: list[dict[str, Any]]) -> set[int] | None:
+    """Indices of the accepted samples `training_splits` would drop as near duplicates (the
+    project's own check, in file order); None on a checkout from before it."""
+    try:
+        from unwritten_pipeline.lib.curation.dedup import Candidate, near_duplicates
+        from unwritten_pipeline.lib.curation.normalize import primary_text
+        from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER, LocalEncoder
+    except ImportError:
+        return None
+    texts = [primary_text(data_type, r["sample"]) for r in accepted]
+    if not texts:
+        return set()
+    candidates = [Candidate(str(i), data_type, DATE, t) for i, t in enumerate(texts)]
+    embeddings = LocalEncoder(DEFAULT_ENCODER).encode(texts)
+    return {int(d.removed.id) for d in near_duplicates(candidates, embeddings)}
 
 
 def stratum_table(data_type: str, rows: list[dict[str, Any]]) -> list[list[Any]]:
@@ -147,6 +190,8 @@ def print_figures(data_type: str, figures: dict[str, Any]) -> None:
         for row in figures["strata"]:
             print("| " + " | ".join(str(c) for c in row) + " |")
     print("rejects by reason:", json.dumps(figures["rejects_by_reason"]))
+    print("judge:", json.dumps(figures["judge"]))
+    print("duplicates:", json.dumps(figures["duplicates"]), "pending:", figures["pending"])
     print("violations by rule:", json.dumps(figures["violations_by_rule"]))
     if data_type == "sentiment":
         print(
@@ -158,6 +203,8 @@ def print_figures(data_type: str, figures: dict[str, Any]) -> None:
             f" vs target {figures['target_share']} (max deviation "
             f"{figures['max_share_deviation']:.1%})"
         )
+        if "after_near_dedup" in figures:
+            print("after near-duplicate removal:", json.dumps(figures["after_near_dedup"]))
 
 
 def main() -> int:
