@@ -94,36 +94,24 @@ def personality_tflite(
     embeddings = cache.embeddings[-config.parity_samples :].astype(np.float32)
     results = {r: personality_parity(model, TFLiteRunner(p), embeddings) for r, p in paths.items()}
     shipped = results[config.recipe]
-    rows = [
-        (
-            r,
-            round(p.stat().st_size / 1e6, 3),
-            round(results[r]["cosine_min"], 5),
-            round(results[r]["top5_agreement"], 4),
-        )
-        for r, p in paths.items()
-    ]
+    table = _recipes_table(
+        paths,
+        results,
+        {"min cosine": ("cosine_min", 5), "top-5 agreement": ("top5_agreement", 4)},
+    )
     passed = (
         shipped["cosine_min"] >= config.min_cosine
         and shipped["probability_mae_diff"] <= config.max_mae_difference
     )
-    record_export(
+    return _ship(
         context,
         store,
-        files={"personality.tflite": paths[config.recipe]},
-        parity={"passed": passed, **_numbers(shipped)},
-        model=PERSONALITY_MODEL,
-        interface={
-            "recipe": config.recipe,
-            "model_config": read_json(out_dir / "model_config.json"),
-        },
-    )
-    return _export_result(
         config.recipe,
-        paths[config.recipe],
-        markdown_table(("recipe", "MB", "min cosine", "top-5 agreement"), rows),
-        passed,
-        _numbers(shipped)
+        model=PERSONALITY_MODEL,
+        files={"personality.tflite": paths[config.recipe]},
+        recipes_table=table,
+        parity={"passed": passed, **_numbers(shipped)},
+        check=_numbers(shipped)
         | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference}
         | _size_budget(paths[config.recipe], config.max_bytes),
     )
@@ -168,42 +156,32 @@ def multitask_tflite(
     inputs = tokenize(tokenizer, _validation_texts(store, config.parity_samples), config.max_length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     shipped = results[config.recipe]
-    rows = [
-        (
-            r,
-            round(p.stat().st_size / 1e6, 3),
-            round(results[r]["cosine_min"], 5),
-            round(results[r]["sentiment_agreement"], 4),
-            round(results[r]["personality_mae_diff"], 5),
-        )
-        for r, p in paths.items()
-    ]
+    table = _recipes_table(
+        paths,
+        results,
+        {
+            "min cosine": ("cosine_min", 5),
+            "sentiment agreement": ("sentiment_agreement", 4),
+            "personality MAE diff": ("personality_mae_diff", 5),
+        },
+    )
     passed = (
         shipped["cosine_min"] >= config.min_cosine
         and shipped["sentiment_agreement"] >= config.min_argmax_agreement
         and shipped["personality_mae_diff"] <= config.max_mae_difference
     )
-    record_export(
+    return _ship(
         context,
         store,
+        config.recipe,
+        model=MULTITASK_MODEL,
         files={
             "multitask.tflite": paths[config.recipe],
             "tokenizer_vocab.json": out_dir / "tokenizer_vocab.json",
         },
+        recipes_table=table,
         parity={"passed": passed, **_numbers(shipped)},
-        model=MULTITASK_MODEL,
-        interface={
-            "recipe": config.recipe,
-            "model_config": read_json(out_dir / "model_config.json"),
-        },
-    )
-    header = ("recipe", "MB", "min cosine", "sentiment agreement", "personality MAE diff")
-    return _export_result(
-        config.recipe,
-        paths[config.recipe],
-        markdown_table(header, rows),
-        passed,
-        {
+        check={
             key: shipped[key]
             for key in ("cosine_min", "sentiment_agreement", "personality_mae_diff", "n")
         },
@@ -220,10 +198,48 @@ def _recipes(config: "PersonalityExportConfig | MultiTaskExportConfig") -> list[
         raise dg.Failure(description=str(exc)) from exc
 
 
-def _export_result(
-    recipe: str, shipped: Path, recipes_table: str, passed: bool, parity: dict
+def _recipes_table(
+    paths: dict[str, Path], results: dict[str, dict], columns: dict[str, tuple[str, int]]
+) -> str:
+    """Markdown: each recipe's file size in MB and the parity figures `columns` names
+    (header → (result key, decimals))."""
+    rows = [
+        (
+            recipe,
+            round(path.stat().st_size / 1e6, 3),
+            *(round(results[recipe][key], decimals) for key, decimals in columns.values()),
+        )
+        for recipe, path in paths.items()
+    ]
+    return markdown_table(("recipe", "MB", *columns), rows)
+
+
+def _ship(
+    context: dg.AssetExecutionContext,
+    store: ArtifactStore,
+    recipe: str,
+    *,
+    model: str,
+    files: dict[str, Path],
+    recipes_table: str,
+    parity: dict,
+    check: dict,
 ) -> dg.MaterializeResult:
-    """The shipped file's metadata and data version, with the blocking parity check."""
+    """Record what the export ships (`files`, the LiteRT model first, beside its
+    model_config.json) for the release, then report the shipped file: metadata, data version and
+    the blocking parity check (`parity["passed"]`, `check` its metadata)."""
+    shipped = next(iter(files.values()))
+    record_export(
+        context,
+        store,
+        files=files,
+        parity=parity,
+        model=model,
+        interface={
+            "recipe": recipe,
+            "model_config": read_json(shipped.parent / "model_config.json"),
+        },
+    )
     sha256 = sha256_file(shipped)
     return dg.MaterializeResult(
         metadata={
@@ -237,9 +253,9 @@ def _export_result(
         check_results=[
             dg.AssetCheckResult(
                 check_name=PARITY,
-                passed=passed,
+                passed=parity["passed"],
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata=parity,
+                metadata=check,
             )
         ],
     )
