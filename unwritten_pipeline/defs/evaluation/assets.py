@@ -5,8 +5,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.keys import STUDENT_TFLITE
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.evaluation.golden import GoldenSetError, golden_paths
 from unwritten_pipeline.lib.evaluation.results import EvaluationFileError, summary_markdown
 from unwritten_pipeline.lib.evaluation.run import EvaluationError, EvaluationInputs, evaluate
@@ -28,7 +28,7 @@ from unwritten_pipeline.lib.storage.layout import (
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-GROUP = "evaluation"
+STAGE = Stage("evaluation")
 
 
 class EvaluationConfig(dg.Config):
@@ -50,8 +50,7 @@ class EvaluationConfig(dg.Config):
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
+@STAGE.asset(
     deps=[
         "multitask_model",
         "personality_model",
@@ -61,7 +60,6 @@ class EvaluationConfig(dg.Config):
         MULTITASK_STUDENT,
         STUDENT_TFLITE,
     ],
-    group_name=GROUP,
     kinds={"json"},
     code_version="1",
 )

