@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.lib.llm.base import DEFAULT_TOP_K, DEFAULT_TOP_P
 
 NARRATIVE_TYPES = (
     "emotional_authenticity",
@@ -30,8 +31,8 @@ class TypeSettings:
     samples_per_call: int
     daily_target: int
     min_quality: float | None
-    top_p: float = 0.95
-    top_k: int = 40
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
     max_tokens_per_sample: int = 700
 
 

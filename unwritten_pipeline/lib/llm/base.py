@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+# nucleus sampling unless a caller (a profile, the judge) says otherwise
+DEFAULT_TOP_P = 0.95
+DEFAULT_TOP_K = 40
+
 
 class LLMError(RuntimeError):
     """Base of every error a backend raises."""
@@ -55,8 +59,8 @@ class ChatRequest:
     messages: list[dict[str, str]]
     schema: dict[str, Any]
     temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
     seed: int = 0
     max_tokens: int = 1024
 
