@@ -82,12 +82,14 @@ class LLMResource(EnvConfigured, dg.ConfigurableResource):
     )
     n_ctx: int = 4096
     timeout_s: float = 300.0
+    # the runner's defaults (lib/generation/runner.RunOptions)
     parallel_requests: int = Field(
-        default=1, description="concurrent calls to the server (embedded: always 1)"
+        default=RunOptions.parallel_requests,
+        description="concurrent calls to the server (embedded: always 1)",
     )
-    max_retries: int = 3
-    backoff_base_s: float = 1.0
-    max_failure_ratio: float = 0.2
+    max_retries: int = RunOptions.max_retries
+    backoff_base_s: float = RunOptions.backoff_base_s
+    max_failure_ratio: float = RunOptions.max_failure_ratio
     # The blind judge (lib/curation/judge.py): its own backend and model, each defaulting to
     # the generation's, so production can judge with a larger model than it generates with.
     judge_backend: str | None = Field(
