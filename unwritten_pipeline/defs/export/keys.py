@@ -1,4 +1,5 @@
-"""Asset names of the export stage: one owner, so modules never import each other's assets.
+"""Asset names and the `Stage` of the export stage: one owner, so its modules (assets, coreml,
+report, release) never import each other's assets.
 
 The release ships the files of `SHIPPED_EXPORTS`; each of them writes a release record
 (`Layout.export_record(name)`) that the release reads — never the instance's "latest".
