@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from unwritten_pipeline.definitions import build_defs
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
@@ -79,6 +80,63 @@ def test_definitions_load_with_assets_job_schedule_and_resources():
     assert job.tags[LLM_SERVER_TAG] == "embedded"
     assert defs.resolve_schedule_def("nightly_generation").cron_schedule == "0 2 * * *"
     assert set(defs.resources) == {"llm", "store", "embeddings", "fusechat"}
+
+
+def test_each_asset_carries_its_stage_group_condition_and_check_specs():
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+
+    def declared(name: str) -> tuple:
+        node = graph.get(dg.AssetKey(name))
+        checks = defs.resolve_assets_def(name).check_specs
+        condition = node.automation_condition
+        return (
+            node.group_name,
+            condition.label if condition else None,
+            node.code_version,
+            sorted((c.name, c.blocking) for c in checks if c.asset_key == node.key),
+        )
+
+    rebuild = "rebuild when an input changed and upstream checks passed"
+    assert declared("personality_tflite") == ("export", rebuild, "3", [("parity", True)])
+    assert declared("personality_coreml") == ("export", rebuild, "2", [("weights_parity", True)])
+    assert declared("student_tflite") == ("student", rebuild, "1", [("parity", False)])
+    assert declared("dialogue_gguf") == (
+        "dialogue",
+        f"{rebuild}, once built by hand",
+        "1",
+        [("f16_perplexity_matches_pytorch", True), ("quantized_perplexity_increase", False)],
+    )
+    assert declared("training_splits") == (
+        "curation",
+        "rebuild when a validated partition changed",
+        "2",
+        [],
+    )
+    assert declared("model_release")[3] == [
+        (name, True)
+        for name in sorted(
+            ("export_parity", "device_targets", "golden_quality", "shadow_comparison")
+        )
+    ]
+    assert declared("multitask_model")[:3] == ("multitask", rebuild, "2")
+    assert declared("llm_batches")[:2] == ("generation", None)  # the schedule starts it
+    assert defs.resolve_job_def("evaluation_job").description.startswith("Score every model")
+
+
+def test_env_settings_keep_defaults_hide_secrets_and_name_a_bad_number(monkeypatch):
+    for var in ("UNWRITTEN_PROFILE", "UNWRITTEN_LLM_API_KEY", "UNWRITTEN_LLM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    assert LLMResource.from_env().profile == "demo"  # unset: the field's default
+    monkeypatch.setenv("UNWRITTEN_LLM_API_KEY", "")
+    assert LLMResource.from_env().api_key is None  # an empty secret is no secret
+    monkeypatch.setenv("UNWRITTEN_LLM_API_KEY", "sk-live-secret")
+    monkeypatch.setenv("UNWRITTEN_LLM_THREADS", "2")
+    llm = LLMResource.from_env()
+    assert (llm.n_threads, llm.api_key) == (2, dg.EnvVar("UNWRITTEN_LLM_API_KEY"))
+    monkeypatch.setenv("UNWRITTEN_LLM_THREADS", "two")
+    with pytest.raises(ValueError, match="UNWRITTEN_LLM_THREADS='two' is not a valid int"):
+        LLMResource.from_env()
 
 
 def test_nightly_schedule_requests_today_for_every_data_type():

@@ -39,11 +39,13 @@ class Stage:
 
         def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
             key = name or fn.__name__
+            own = automation_condition is not None
+            condition = automation_condition if own else self.automation_condition
             specs = [dg.AssetCheckSpec(c, asset=key, blocking=True) for c in blocking_checks]
             specs += [dg.AssetCheckSpec(c, asset=key) for c in checks]
             return dg.asset(
                 name=key,
-                automation_condition=automation_condition or self.automation_condition,
+                automation_condition=condition,
                 deps=deps,
                 group_name=self.group,
                 kinds=kinds,
