@@ -31,16 +31,15 @@ class Stage:
         checks: Sequence[str] = (),
         blocking_checks: Sequence[str] = (),
         automation_condition: dg.AutomationCondition | None = None,
-        **more: Any,
     ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
         """`dg.asset` in this stage. `name` defaults to the function's name; `checks` and
         `blocking_checks` are check names (a failed blocking check stops what is downstream);
-        `automation_condition` replaces the stage's for this asset; `more` goes to `dg.asset`."""
+        `automation_condition` replaces the stage's for this asset."""
 
         def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
             key = name or fn.__name__
-            own = automation_condition is not None
-            condition = automation_condition if own else self.automation_condition
+            overridden = automation_condition is not None
+            condition = automation_condition if overridden else self.automation_condition
             specs = [dg.AssetCheckSpec(c, asset=key, blocking=True) for c in blocking_checks]
             specs += [dg.AssetCheckSpec(c, asset=key) for c in checks]
             return dg.asset(
@@ -51,7 +50,6 @@ class Stage:
                 kinds=kinds,
                 code_version=code_version,
                 check_specs=specs or None,
-                **more,
             )(fn)
 
         return decorate
