@@ -50,6 +50,7 @@ from unwritten_pipeline.lib.student.pipeline import (
     tokenize_all,
 )
 from unwritten_pipeline.lib.student.train import StudentTrainConfig, student_outputs, train_student
+from unwritten_pipeline.lib.student.vocab import oov_rate
 
 PROJECT = Path(__file__).resolve().parent.parent
 MODEL_FIELDS = {f.name for f in fields(StudentConfig)} - {"vocab_size", "max_length"}
@@ -128,11 +129,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="data root of a demo run")
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--export", action="store_true", help="convert and time each variant")
+    parser.add_argument(
+        "--general-turns", type=int, default=0, help="packaged corpus turns to distil on too"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
     layout = Layout(args.data)
-    teaching = teach(StudentSources.from_layout(layout, MULTITASK_MODEL), 128, 1)
+    sources = StudentSources.from_layout(layout, MULTITASK_MODEL, args.general_turns)
+    teaching = teach(sources, 128, 1)
     sentiment_path, items_path = golden_paths(PROJECT / "data")
     sentiment, items = load_sentiment_golden(sentiment_path), load_personality_golden(items_path)
     test = TestSplit.from_examples(teaching.examples["test"], teaching.examples["train"])
@@ -177,6 +182,9 @@ def main() -> None:
                 "parameters": model.parameter_count(),
                 "train_seconds": seconds,
                 "oov_test": setup.oov["rate"],
+                "oov_golden_sentiment": oov_rate(teaching.tokenizer, setup.vocab, sentiment.texts)[
+                    "rate"
+                ],
                 "int4": summary(
                     score_multitask(student_fn(model, tokenizer, 128), sentiment, items, test)
                 ),

@@ -3,6 +3,7 @@ tokenizer, fake quantization, QAT export parity, the minimum-texts refusal."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -115,7 +116,9 @@ def test_fake_quantize_puts_each_row_on_sixteen_levels_and_passes_gradients():
 
 def _small_student(vocab_size: int = 60) -> StudentModel:
     torch.manual_seed(0)
-    return StudentModel(StudentConfig(vocab_size=vocab_size, dim=16, head_hidden=8, max_length=12))
+    return StudentModel(
+        StudentConfig(vocab_size=vocab_size, teacher_dim=24, dim=16, head_hidden=8, max_length=12)
+    )
 
 
 def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
@@ -132,7 +135,8 @@ def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
         ).astype(np.float32)
         for h in HEADS
     }
-    return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}})
+    embeddings = rng.standard_normal((n, 24)).astype(np.float32)
+    return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}}, embeddings)
 
 
 def _qat_student_module(n: int) -> tuple[StudentExport, DistillSet]:
@@ -212,7 +216,56 @@ def test_texts_are_collected_once_from_every_source(tmp_path):
     (rejected / "rejected.jsonl").write_text(json.dumps(record) + "\nnot json\n")
     texts, counts = collect_texts(sources)
     assert texts == ["a", "b", "rejected text", "fuse a"]
-    assert counts == {"splits": 2, "rejected_generated": 1, "fusechat": 1}
+    assert counts == {"splits": 2, "rejected_generated": 1, "fusechat": 1, "general": 0}
+
+
+def test_general_turns_come_from_the_packaged_corpus_after_the_projects_text(tmp_path):
+    sources = _sources(tmp_path, ["a", "b"])
+    texts, counts = collect_texts(dataclasses.replace(sources, general_turns=50))
+    assert texts[:3] == ["a", "b", "fuse a"]
+    assert counts["general"] == 50
+    assert all(len(t.split()) >= 4 for t in texts[3:])  # human turns of ≥ 4 words
+
+
+def test_the_student_starts_where_the_teacher_is(teacher_tokenizer):
+    """Before any training step the student's heads are the teacher's, and its embedding of a
+    text is the mean of its tokens' teacher encodings (within the PCA's reach)."""
+    from unwritten_pipeline.lib.multitask.heads import MLPHead
+    from unwritten_pipeline.lib.student.pipeline import init_from_teacher, teacher_token_vectors
+
+    torch.manual_seed(0)
+    teacher = _TinyTeacher(vocab=len(teacher_tokenizer), hidden=24)
+    ids = tuple(range(5)) + tuple(teacher_tokenizer.convert_tokens_to_ids(["storm", "letter"]))
+    student = StudentModel(StudentConfig(vocab_size=len(ids), teacher_dim=24, dim=24))
+    copied = init_from_teacher(student, teacher, teacher_tokenizer, ids)
+    assert copied == ["sentiment"]  # the old single-Linear head has another shape
+    for name, value in teacher.heads["sentiment"].state_dict().items():
+        assert torch.equal(student.heads["sentiment"].state_dict()[name], value)
+    tokens = teacher_token_vectors(teacher, teacher_tokenizer, ids)
+    with torch.no_grad():
+        embedding = student.embed(torch.tensor([[5, 6]]), torch.ones(1, 2, dtype=torch.long))
+    assert torch.allclose(embedding[0], tokens[5:7].mean(0), atol=1e-4)
+    assert isinstance(teacher.heads["sentiment"], MLPHead)
+
+
+class _TinyTeacher(torch.nn.Module):
+    """The teacher's interface (encoder(...).last_hidden_state, heads) at a tiny width."""
+
+    def __init__(self, vocab: int, hidden: int):
+        from types import SimpleNamespace
+
+        from unwritten_pipeline.lib.multitask.heads import MLPHead
+
+        super().__init__()
+        self.table = torch.nn.Embedding(vocab, hidden)
+        self.heads = torch.nn.ModuleDict(
+            {"sentiment": MLPHead(hidden, 3, 128), "personality": torch.nn.Linear(hidden, 5)}
+        )
+        torch.nn.init.normal_(self.heads["sentiment"].down.weight)  # not the zero start
+        self._out = SimpleNamespace
+
+    def encoder(self, input_ids, attention_mask):
+        return self._out(last_hidden_state=self.table(input_ids))
 
 
 def test_too_few_texts_fail_with_the_count_and_the_setting(tmp_path):
@@ -234,7 +287,7 @@ def _evaluation_with_student(tmp_path, student_accuracy: float, student_auc: flo
 
     path = write_evaluation(Layout(tmp_path), sentiment_f1=0.80, personality_auc=0.70)
     payload = results.load_evaluation(path)
-    payload["models"]["student_tflite/int4_dynamic"] = {
+    payload["models"][STUDENT] = {
         "sentiment": metrics(student_accuracy, student_accuracy - 0.01),
         "personality": auc(student_auc),
         "test_split": {},
@@ -243,7 +296,15 @@ def _evaluation_with_student(tmp_path, student_accuracy: float, student_auc: flo
     return path
 
 
-def _records(tmp_path, *, parity: bool = True, stale: str | None = None):
+SLOTS = ("multitask_tflite", "multitask_coreml")
+STUDENT = "student_tflite/int4_dynamic"
+
+
+def _records(
+    tmp_path, *, parity: bool = True, stale: str | None = None, coreml_parity: bool | None = True
+):
+    """The teacher's LiteRT and Core ML records in their slots, and the student's two records
+    (its Core ML record absent when `coreml_parity` is None)."""
     shipped = tmp_path / "student_int4_dynamic.tflite"
     shipped.write_bytes(b"x" * 1000)
     teacher = {
@@ -271,30 +332,37 @@ def _records(tmp_path, *, parity: bool = True, stale: str | None = None):
             "lineage": {"teacher": {"weights_sha256": "a" * 64}},
         },
     }
-    return {"multitask_tflite": teacher}, student
+    teacher_coreml = {**teacher, "asset": "multitask_coreml"}
+    student_coreml = {**student, "asset": "student_coreml", "parity": {"passed": coreml_parity}}
+    records = {SLOTS[0]: teacher, SLOTS[1]: teacher_coreml}
+    return records, (student, None if coreml_parity is None else student_coreml)
 
 
 @pytest.mark.parametrize(
-    ("accuracy", "auc", "parity", "stale", "ships", "reason"),
+    ("accuracy", "auc", "parity", "stale", "coreml", "ships", "reason"),
     [
-        (0.80, 0.69, True, None, True, None),  # sentiment -0.01 (teacher 0.81), AUC -0.01
-        (0.78, 0.70, True, None, False, "golden sentiment accuracy"),  # -0.03
-        (0.81, 0.67, True, None, False, "golden openness AUC"),  # -0.03 on every trait
-        (0.81, 0.70, False, None, False, "failed its parity check"),
-        (0.81, 0.70, True, "retrained", False, "stale: retrained"),
+        (0.80, 0.69, True, None, True, True, None),  # sentiment -0.01 (teacher 0.81), AUC -0.01
+        (0.78, 0.70, True, None, True, False, "golden sentiment accuracy"),  # -0.03
+        (0.81, 0.67, True, None, True, False, "golden openness AUC"),  # -0.03 on every trait
+        (0.81, 0.70, False, None, True, False, "failed its parity check"),
+        (0.81, 0.70, True, "retrained", True, False, "stale: retrained"),
+        (0.81, 0.70, True, None, False, False, "Core ML export failed its weights parity"),
+        (0.81, 0.70, True, None, None, False, "no student Core ML export"),
     ],
 )
 def test_the_student_takes_the_multitask_slot_only_when_it_passes(
-    tmp_path, accuracy, auc, parity, stale, ships, reason
+    tmp_path, accuracy, auc, parity, stale, coreml, ships, reason
 ):
     from unwritten_pipeline.lib.student.release import choose_multitask, shipped_student_dir
 
     evaluation = _evaluation_with_student(tmp_path, accuracy, auc)
-    records, student = _records(tmp_path, parity=parity, stale=stale)
-    teacher = records["multitask_tflite"]
-    decision = choose_multitask(records, "multitask_tflite", student, evaluation)
+    records, students = _records(tmp_path, parity=parity, stale=stale, coreml_parity=coreml)
+    teachers = dict(records)
+    decision = choose_multitask(records, SLOTS, students, evaluation)
     assert decision.ships is ships
-    assert records["multitask_tflite"] is (student if ships else teacher)
+    # both platforms get the same model: the student's two files, or the teacher's two
+    for slot, student in zip(SLOTS, students, strict=True):
+        assert records[slot] is (student if ships else teachers[slot])
     assert (shipped_student_dir(records, "multitask_tflite") is not None) is ships
     if reason:
         assert any(reason in r for r in decision.reasons), decision.reasons
@@ -308,23 +376,44 @@ def test_without_a_student_export_or_a_fresh_evaluation_the_teacher_ships(tmp_pa
     from unwritten_pipeline.lib.student.release import choose_multitask
 
     evaluation = _evaluation_with_student(tmp_path, 0.81, 0.70)
-    records, student = _records(tmp_path)
-    assert not choose_multitask(records, "multitask_tflite", None, evaluation).ships
-    records, student = _records(tmp_path)
-    student["created"] = "2999-01-01T00:00:00+00:00"  # exported after the evaluation ran
-    decision = choose_multitask(records, "multitask_tflite", student, evaluation)
+    records, students = _records(tmp_path)
+    assert not choose_multitask(records, SLOTS, (None, None), evaluation).ships
+    records, students = _records(tmp_path)
+    students[0]["created"] = "2999-01-01T00:00:00+00:00"  # exported after the evaluation ran
+    decision = choose_multitask(records, SLOTS, students, evaluation)
     assert not decision.ships
     assert records["multitask_tflite"]["asset"] == "multitask_tflite"
     assert "no evaluation" in decision.reasons[0]
+
+
+@pytest.mark.parametrize(("n", "ships"), [(40, False), (4, True)])
+def test_the_test_split_decides_only_when_it_is_large_enough(tmp_path, n, ships):
+    """Student 10 points under the teacher on the test split: refused on 40 texts; on 4 (the
+    demo's) one answer is 25 points, so the split is reported, not compared."""
+    from unwritten_pipeline.lib.evaluation import results
+    from unwritten_pipeline.lib.student.release import choose_multitask
+
+    path = _evaluation_with_student(tmp_path, 0.81, 0.70)
+    payload = results.load_evaluation(path)
+    for key, accuracy in (("multitask_tflite/int4_embedding_int8_dense", 0.8), (STUDENT, 0.7)):
+        payload["models"][key]["test_split"] = {"sentiment": {"accuracy": accuracy, "n": n}}
+    results.write_evaluation(path, payload)
+    records, students = _records(tmp_path)
+    decision = choose_multitask(records, SLOTS, students, path)
+    assert decision.ships is ships, decision.reasons
+    if ships:
+        assert "n=4 < min_test_examples=30" in decision.figures["test_split_not_compared"]
+    else:
+        assert any("test_split sentiment accuracy 0.7000" in r for r in decision.reasons)
 
 
 def test_a_student_file_over_the_size_budget_does_not_ship(tmp_path):
     from unwritten_pipeline.lib.student.release import StudentThresholds, choose_multitask
 
     evaluation = _evaluation_with_student(tmp_path, 0.81, 0.70)
-    records, student = _records(tmp_path)
+    records, students = _records(tmp_path)
     limits = StudentThresholds(max_size_mb=0.0005)  # the file is 1000 bytes
-    decision = choose_multitask(records, "multitask_tflite", student, evaluation, limits)
+    decision = choose_multitask(records, SLOTS, students, evaluation, limits)
     assert not decision.ships and "MB >" in decision.reasons[0]
 
 

@@ -14,6 +14,7 @@ from unwritten_pipeline.defs.export.records import record_export
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.export.coreml import (
     backbone_weight_parity,
+    coreml_interface,
     describe,
     multitask_program,
     personality_backbone,
@@ -113,8 +114,8 @@ def personality_coreml(
         },
         model=PERSONALITY_MODEL,
         interface={
-            "personality_backbone_4bit.mlpackage": _interface(packages["4bit"], "iOS17"),
-            "personality_head_updatable.mlmodel": _interface(head, "iOS17"),
+            "personality_backbone_4bit.mlpackage": coreml_interface(packages["4bit"], "iOS17"),
+            "personality_head_updatable.mlmodel": coreml_interface(head, "iOS17"),
         },
     )
     return dg.MaterializeResult(
@@ -183,7 +184,7 @@ def multitask_coreml(
         files={"multitask_fp16.mlpackage": path},
         parity={"passed": passed, "kind": "spec reload (prediction needs Apple hardware)"},
         model=MULTITASK_MODEL,
-        interface={"multitask_fp16.mlpackage": _interface(path, "iOS17")},
+        interface={"multitask_fp16.mlpackage": coreml_interface(path, "iOS17")},
     )
     return dg.MaterializeResult(
         metadata={
@@ -200,17 +201,3 @@ def multitask_coreml(
             )
         ],
     )
-
-
-def _interface(path, target: str) -> dict:
-    """The model_config.json entry of a Core ML file: type, inputs, outputs, updatability."""
-    spec = describe(path)
-    return {
-        "type": spec["type"],
-        "minimum_deployment_target": target,
-        "inputs": spec["inputs"],
-        "outputs": spec["outputs"],
-        "is_updatable": spec["is_updatable"],
-        **({"updatable_layers": spec["updatable_layers"]} if spec["is_updatable"] else {}),
-        **({"training_inputs": spec["training_inputs"]} if spec.get("training_inputs") else {}),
-    }

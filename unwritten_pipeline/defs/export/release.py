@@ -16,11 +16,13 @@ from unwritten_pipeline.defs.export.keys import (
     LITERT_FILES,
     MODEL_EVALUATION,
     MODEL_RELEASE,
+    MULTITASK_COREML,
     MULTITASK_TFLITE,
     PERSONALITY_TFLITE,
     PROBE_TEXTS,
     SHIPPED_EXPORTS,
     STAGE,
+    STUDENT_COREML,
     STUDENT_TFLITE,
 )
 from unwritten_pipeline.lib.dialogue.release import (
@@ -134,8 +136,11 @@ def model_release(
     # the on-device student takes the multi-task slot when it passes its checks (docs/student.md)
     student = choose_multitask(
         records,
-        MULTITASK_TFLITE,
-        load_student_record(layout.export_record(STUDENT_TFLITE), STUDENT_TFLITE),
+        (MULTITASK_TFLITE, MULTITASK_COREML),
+        (
+            load_student_record(layout.export_record(STUDENT_TFLITE), STUDENT_TFLITE),
+            load_student_record(layout.export_record(STUDENT_COREML), STUDENT_COREML),
+        ),
         layout.evaluation_dir / EVALUATION_FILE,
     )
     context.log.info(

@@ -12,6 +12,7 @@ from unwritten_pipeline.defs.export.records import consumed_splits, record_train
 from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
+from unwritten_pipeline.lib.export.coreml import coreml_interface
 from unwritten_pipeline.lib.export.lineage import export_record
 from unwritten_pipeline.lib.export.parity import (
     multitask_parity,
@@ -54,6 +55,7 @@ from unwritten_pipeline.resources.storage import ArtifactStore
 
 STAGE = Stage("student")
 COREML_FILE = "student_int4.mlpackage"
+RELEASE_COREML_FILE = "multitask_int4.mlpackage"  # its name in a release the student ships in
 WEIGHTS_PARITY = "weights_parity"
 OOV_RATE = "oov_rate"
 PARITY = "parity"
@@ -224,11 +226,10 @@ def student_tflite(
         and shipped["n"] >= config.parity_texts
     )
     agreement_passed = agreement[SHIPPED_RECIPE] >= config.min_argmax_agreement
-    export_record(
-        store.layout.export_record(STUDENT_TFLITE),
-        asset=STUDENT_TFLITE,
-        run_id=context.run.run_id,
-        code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
+    _record_export(
+        context,
+        store,
+        student_config,
         files={
             "multitask.tflite": paths[SHIPPED_RECIPE],
             TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
@@ -239,9 +240,6 @@ def student_tflite(
             "float_agreement": agreement[SHIPPED_RECIPE],
             **_numbers(shipped),
         },
-        model_asset=MULTITASK_STUDENT,
-        model_weights=model_dir / WEIGHTS_FILE,
-        model_lineage=student_config.get("lineage", {}),
         interface={
             "recipe": SHIPPED_RECIPE,
             "model_config": read_json(out_dir / "model_config.json"),
@@ -319,6 +317,15 @@ def student_coreml_package(
     parity = coreml_weight_parity(module, path, inputs)
     passed = parity["cosine_min"] >= config.min_cosine and parity["weights_replaced"] > 0
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    # the release swaps it in for the teacher's package when the student ships
+    _record_export(
+        context,
+        store,
+        student_config,
+        files={RELEASE_COREML_FILE: path},
+        parity={"passed": passed, "kind": "decompressed weights in PyTorch", **_numbers(parity)},
+        interface={RELEASE_COREML_FILE: coreml_interface(path, "iOS18")},
+    )
     return dg.MaterializeResult(
         metadata={
             "bytes": size,
@@ -345,6 +352,32 @@ def _parity_texts(store: ArtifactStore, count: int) -> list[str]:
     if len(texts) < count:
         texts += fusechat_texts(store.layout.soft_labels_dir)
     return texts[:count]
+
+
+def _record_export(
+    context: dg.AssetExecutionContext,
+    store: ArtifactStore,
+    student_config: dict,
+    *,
+    files: dict,
+    parity: dict,
+    interface: dict,
+) -> None:
+    """The release record of a student export: its files, its own parity result and the
+    student's lineage (which names the teacher it was distilled from)."""
+    name = context.asset_key.to_user_string()
+    export_record(
+        store.layout.export_record(name),
+        asset=name,
+        run_id=context.run.run_id,
+        code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
+        files=files,
+        parity=parity,
+        model_asset=MULTITASK_STUDENT,
+        model_weights=store.layout.model_dir(MULTITASK_STUDENT) / WEIGHTS_FILE,
+        model_lineage=student_config.get("lineage", {}),
+        interface=interface,
+    )
 
 
 def _numbers(figures: dict) -> dict:

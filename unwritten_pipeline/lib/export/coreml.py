@@ -256,3 +256,18 @@ def backbone_weight_parity(model: nn.Module, package: Path, embeddings: np.ndarr
         "cosine_min": float(cos.min()),
         "cosine_mean": float(cos.mean()),
     }
+
+
+def coreml_interface(path: Path, target: str) -> dict:
+    """The model_config.json entry of a Core ML file: type, inputs, outputs, updatability."""
+    spec = describe(path)
+    return {
+        "type": spec["type"],
+        "minimum_deployment_target": target,
+        "inputs": spec["inputs"],
+        "outputs": spec["outputs"],
+        "is_updatable": spec["is_updatable"],
+        **({"updatable_layers": spec["updatable_layers"]} if spec["is_updatable"] else {}),
+        **({"training_inputs": spec["training_inputs"]} if spec.get("training_inputs") else {}),
+    }
+

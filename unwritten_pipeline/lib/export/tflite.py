@@ -125,9 +125,15 @@ class MultiTaskExport(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        return self.answer(self.embed(input_ids, attention_mask))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled text embedding every head reads."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def answer(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: activate(name, head(pooled)) for name, head in self.heads.items()}
 
 

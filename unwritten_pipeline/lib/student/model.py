@@ -1,4 +1,10 @@
-"""The student: static token embeddings, masked mean (or attention) pooling, eight MLP heads.
+"""The student: static token embeddings, masked mean (or attention) pooling, a linear map into the
+teacher's embedding space, and the teacher's eight MLP heads on it.
+
+The student learns to write the teacher's pooled text embedding (a 384-dimensional target per
+text, far more signal than a few logits) and reads it with heads of the teacher's shape, started
+from the teacher's own head weights, so a student that writes the teacher's embedding answers
+what the teacher answers.
 
 Every weight matrix is stored in float and, when `bits` is set on the model, seen through a
 symmetric per-row fake quantizer during training (quantization-aware training, straight-through
@@ -22,6 +28,7 @@ from unwritten_pipeline.lib.multitask.tasks import HEADS
 @dataclass(frozen=True)
 class StudentConfig:
     vocab_size: int
+    teacher_dim: int  # width of the teacher's pooled embedding, which the student learns to write
     dim: int = 256
     head_hidden: int = 128  # inner width of each head's residual MLP (the teacher's)
     dropout: float = 0.1
@@ -63,8 +70,8 @@ class QuantEmbedding(nn.Embedding):
 
 
 class StudentHead(nn.Module):
-    """The teacher's head shape (lib/multitask/heads.py): a residual MLP, then the output layer —
-    h = x + down(dropout(gelu(up(x)))), out = W h + b."""
+    """The teacher's head (lib/multitask/heads.MLPHead) with quantizable layers: on the
+    L2-normalised input x, h = x + down(dropout(gelu(up(x)))), out = W h + b."""
 
     def __init__(self, dim: int, size: int, inner: int, dropout: float):
         super().__init__()
@@ -74,7 +81,9 @@ class StudentHead(nn.Module):
         self.down = QuantLinear(inner, dim)
         self.out = QuantLinear(dim, size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        # x / |x| written with rsqrt, as the teacher's head: one op every exporter converts
+        x = pooled * torch.rsqrt((pooled * pooled).sum(-1, keepdim=True).clamp(min=1e-18))
         return self.out(x + self.down(self.dropout(self.act(self.up(x)))))
 
 
@@ -94,9 +103,10 @@ class StudentModel(nn.Module):
             for _ in range(config.layers)
         )
         self.attention = QuantLinear(config.dim, 1) if config.attention_pooling else None
+        self.project = QuantLinear(config.dim, config.teacher_dim)
         self.heads = nn.ModuleDict(
             {
-                h.name: StudentHead(config.dim, h.size, config.head_hidden, config.dropout)
+                h.name: StudentHead(config.teacher_dim, h.size, config.head_hidden, config.dropout)
                 for h in HEADS
             }
         )
@@ -112,15 +122,22 @@ class StudentModel(nn.Module):
             return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The student's version of the teacher's pooled text embedding."""
+        return self.project(self.pool(input_ids, attention_mask))
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str | None = None
     ):
         """Raw outputs (logits; regression heads before their sigmoid): one head's tensor when
         `task` is given (the teacher's calling convention), else a dict of all."""
-        pooled = self.pool(input_ids, attention_mask)
+        return self.read(self.embed(input_ids, attention_mask), task)
+
+    def read(self, embedding: torch.Tensor, task: str | None = None):
+        """The heads' raw outputs on an embedding."""
         if task is not None:
-            return self.heads[task](pooled)
-        return {name: head(pooled) for name, head in self.heads.items()}
+            return self.heads[task](embedding)
+        return {name: head(embedding) for name, head in self.heads.items()}
 
     def set_quantization(self, bits: int | None) -> None:
         """Fake-quantize every embedding and Linear weight to `bits` (None: float)."""

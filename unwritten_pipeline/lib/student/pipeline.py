@@ -1,9 +1,11 @@
 """From the teacher and the project's text to a trained, evaluated, saved student.
 
 Texts: every split's texts (labels only from train and validation), the generated samples the
-curation rejected (teacher outputs only: their labels are not trusted) and the FuseChat human
-turns of the soft-label cache. The teacher answers for every text; the student learns those
-answers plus the hard labels.
+curation rejected (teacher outputs only: their labels are not trusted), the FuseChat human
+turns of the soft-label cache and `general_turns` more human turns of the packaged conversation
+corpus (the words people use, which the project's own text lacks). The teacher answers for every
+text — its pooled embedding and each head's output; the student learns both, plus the hard
+labels.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ import torch
 from unwritten_pipeline.lib.curation.normalize import primary_text
 from unwritten_pipeline.lib.curation.splits import SPLITS
 from unwritten_pipeline.lib.curation.validate import REJECTED_FILE
-from unwritten_pipeline.lib.evaluation.candidates import multitask_float_outputs
+from unwritten_pipeline.lib.evaluation.candidates import multitask_float_embeddings
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.multitask.evaluate import evaluate_heads
+from unwritten_pipeline.lib.multitask.heads import MLPHead
 from unwritten_pipeline.lib.multitask.pipeline import load_split_examples
 from unwritten_pipeline.lib.multitask.tasks import Example
-from unwritten_pipeline.lib.personality.fusechat import current_cache_dir
+from unwritten_pipeline.lib.personality.fusechat import (
+    PackagedSource,
+    SourceStats,
+    current_cache_dir,
+    human_turns,
+)
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.lib.student.artifacts import save_student
@@ -61,14 +69,16 @@ class StudentSources:
     validated_root: Path
     soft_labels_dir: Path
     teacher_dir: Path
+    general_turns: int = 0  # human turns of the packaged conversation corpus
 
     @classmethod
-    def from_layout(cls, layout: Layout, teacher: str) -> StudentSources:
+    def from_layout(cls, layout: Layout, teacher: str, general_turns: int = 0) -> StudentSources:
         return cls(
             layout.splits_dir,
             layout.validated_root,
             layout.soft_labels_dir,
             layout.model_dir(teacher),
+            general_turns,
         )
 
 
@@ -115,6 +125,19 @@ def fusechat_texts(soft_labels_dir: Path) -> list[str]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+# more turns per conversation than the FuseChat stand-in keeps: here the words matter, and the
+# corpus has 76,667 distinct turns of ≥ 4 words this way (26,837 at 8 per conversation)
+GENERAL_TURNS_PER_CONVERSATION = 40
+
+
+def general_texts(count: int) -> list[str]:
+    """The first `count` human turns of the packaged conversation corpus (chitchat-dataset)."""
+    if count <= 0:
+        return []
+    source = PackagedSource(turns_per_conversation=GENERAL_TURNS_PER_CONVERSATION)
+    return human_turns(source.rows(SourceStats()), count)
+
+
 def collect_texts(sources: StudentSources) -> tuple[list[str], dict[str, int]]:
     """Distinct non-empty texts in a fixed order, and how many each source added."""
     seen: dict[str, None] = {}
@@ -123,6 +146,7 @@ def collect_texts(sources: StudentSources) -> tuple[list[str], dict[str, int]]:
         ("splits", split_texts(sources.splits_dir)),
         ("rejected_generated", rejected_texts(sources.validated_root)),
         ("fusechat", fusechat_texts(sources.soft_labels_dir)),
+        ("general", general_texts(sources.general_turns)),
     ):
         before = len(seen)
         seen.update((t, None) for t in texts if t and t.strip())
@@ -173,21 +197,50 @@ def teacher_token_vectors(
 
 def init_from_teacher(
     model: StudentModel, teacher_module, tokenizer, teacher_ids: tuple[int, ...]
-) -> None:
-    """Start each kept token's vector from the teacher's encoding of that token, reduced to the
-    student's width by PCA (model2vec-style distillation)."""
+) -> list[str]:
+    """Start the student where the teacher is, as far as a static model can be:
+
+    - each kept token's vector is the teacher's encoding of that token reduced to the student's
+      width by PCA (model2vec-style distillation), and the projection maps it back, so the
+      student's first embedding of a text is the mean of its tokens' teacher encodings;
+    - every head is the teacher's own head (same shape), so it reads that embedding as the
+      teacher reads its own.
+
+    Returns the heads copied from the teacher."""
     table = teacher_token_vectors(teacher_module, tokenizer, teacher_ids)
-    centred = table - table.mean(0, keepdim=True)
-    dim = model.config.dim
+    mean = table.mean(0, keepdim=True)
+    centred = table - mean
+    basis = _pca_basis(centred, model.config.dim)  # teacher_dim × dim, orthonormal columns
+    projected = centred @ basis
+    scale = 0.1 / projected.std().clamp(min=1e-8)
+    with torch.no_grad():
+        model.embedding.weight.copy_(projected * scale)
+        model.embedding.weight[0].zero_()  # [PAD]
+        if model.project.weight.shape == basis.shape:
+            model.project.weight.copy_(basis / scale)
+            model.project.bias.copy_(mean[0])
+    return copy_teacher_heads(model, teacher_module.heads)
+
+
+def _pca_basis(centred: torch.Tensor, dim: int) -> torch.Tensor:
+    width = centred.shape[1]
     if dim <= min(centred.shape):
         _, _, v = torch.pca_lowrank(centred, q=dim, center=False)
-        projected = centred @ v[:, :dim]
-    else:
-        projected = torch.nn.functional.pad(centred, (0, max(0, dim - centred.shape[1])))[:, :dim]
-    projected = projected / projected.std().clamp(min=1e-8) * 0.1
-    with torch.no_grad():
-        model.embedding.weight.copy_(projected)
-        model.embedding.weight[0].zero_()  # [PAD]
+        return v[:, :dim]
+    return torch.eye(width, dim)  # wider than the teacher: keep its axes, pad with zeros
+
+
+def copy_teacher_heads(model: StudentModel, teacher_heads: torch.nn.ModuleDict) -> list[str]:
+    copied = []
+    for name, head in teacher_heads.items():
+        student = model.heads[name] if name in model.heads else None
+        if not isinstance(head, MLPHead) or student is None:
+            continue  # a head saved before the MLP heads (one Linear) has another shape
+        theirs, ours = head.state_dict(), student.state_dict()
+        if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
+            student.load_state_dict(head.state_dict())
+            copied.append(name)
+    return copied
 
 
 @dataclass
@@ -197,6 +250,7 @@ class Teaching:
     texts: list[str]
     counts: dict[str, int]
     outputs: dict[str, np.ndarray]  # head → N × k, activated (what the teacher's export answers)
+    embeddings: np.ndarray  # N × hidden: the pooled text embedding the teacher's heads read
     teacher: torch.nn.Module
     tokenizer: object
     config: dict
@@ -216,12 +270,24 @@ def teach(
         )
     teacher, tokenizer, config = multitask_module(sources.teacher_dir)
     started = time.perf_counter()
-    outputs = multitask_float_outputs(teacher, tokenizer, texts, max_length)
+    embeddings = multitask_float_embeddings(teacher, tokenizer, texts, max_length)
+    with torch.no_grad():
+        answers = teacher.answer(torch.from_numpy(embeddings))
+    outputs = {name: value.numpy() for name, value in answers.items()}
     seconds = time.perf_counter() - started
     log(f"teacher answered {len(texts)} texts in {seconds:.1f} s ({counts})")
     examples = load_split_examples(sources.splits_dir)
     return Teaching(
-        texts, counts, outputs, teacher, tokenizer, config, examples, seconds, max_length
+        texts,
+        counts,
+        outputs,
+        embeddings,
+        teacher,
+        tokenizer,
+        config,
+        examples,
+        seconds,
+        max_length,
     )
 
 
@@ -244,13 +310,19 @@ def set_up_student(
     write_vocab(vocab, vocab_path)
     tokenizer = student_tokenizer(vocab_path, _lowercase(teaching.tokenizer))
     model = StudentModel(
-        StudentConfig(vocab_size=len(vocab), max_length=teaching.max_length, **model_config)
+        StudentConfig(
+            vocab_size=len(vocab),
+            teacher_dim=teaching.embeddings.shape[1],
+            max_length=teaching.max_length,
+            **model_config,
+        )
     )
     init_from_teacher(model, teaching.teacher, teaching.tokenizer, vocab.teacher_ids)
     data = DistillSet(
         *tokenize_all(tokenizer, teaching.texts, teaching.max_length),
         teaching.outputs,
         hard_labels(teaching.texts, teaching.examples),
+        teaching.embeddings,
     )
     return StudentSetup(
         model, tokenizer, vocab, data, oov_rate(teaching.tokenizer, vocab, test_texts)

@@ -31,6 +31,8 @@ class StudentTrainConfig:
     weight_decay: float = 0.0
     temperature: float = 2.0  # sentiment logits are compared at this temperature
     hard_weight: float = 1.0  # hard-label loss beside the distillation loss
+    # 1 - cosine between the student's embedding and the teacher's pooled embedding, × this
+    embedding_weight: float = 10.0
     grad_clip: float = 1.0
     embedding_lr_scale: float = 1.0  # 0 keeps the teacher-initialised token vectors frozen
     seed: int = 0
@@ -41,13 +43,15 @@ class StudentTrainConfig:
 
 @dataclass
 class DistillSet:
-    """Tokenized texts, the teacher's activated outputs on each (head → N × k) and the hard labels
-    (head → {text index: target}, targets on the head's own scale / class index)."""
+    """Tokenized texts, the teacher's activated outputs on each (head → N × k), its pooled text
+    embedding (N × teacher_dim) and the hard labels (head → {text index: target}, targets on the
+    head's own scale / class index)."""
 
     input_ids: np.ndarray  # N × length, int64
     attention_mask: np.ndarray
     teacher: dict[str, np.ndarray]
     hard: dict[str, dict[int, object]] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -99,10 +103,15 @@ def distillation_loss(
     config: StudentTrainConfig,
     temperature: float | None,
 ) -> torch.Tensor:
-    """Sum over heads of the distillation loss on every text of the batch, plus the weighted
-    hard-label loss on the texts that have a label for that head."""
-    raw = model(*_batch(data, index))
+    """The embedding loss, the sum over heads of the distillation loss on every text of the
+    batch, and the weighted hard-label loss on the texts that have a label for that head."""
+    embedding = model.embed(*_batch(data, index))
+    raw = model.read(embedding)
     total = torch.zeros(())
+    if data.embeddings is not None and config.embedding_weight:
+        target = torch.from_numpy(data.embeddings[index]).float()
+        distance = 1 - nn.functional.cosine_similarity(embedding, target, dim=-1)
+        total = total + config.embedding_weight * distance.mean()
     for name, value in raw.items():
         if name in data.teacher:  # a head the teacher has disabled learns from labels only
             teacher = torch.from_numpy(data.teacher[name][index]).float()
@@ -171,7 +180,12 @@ def train_student(
         # QAT learns what the float student answers (not the teacher again): its job is that
         # the INT4 weights compute the float model, not to keep fitting
         float_answers = student_outputs(model, data.input_ids, data.attention_mask)
-        self_distill = DistillSet(data.input_ids, data.attention_mask, float_answers)
+        float_embeddings = student_outputs(
+            model, data.input_ids, data.attention_mask, embeddings=True
+        )["embedding"]
+        self_distill = DistillSet(
+            data.input_ids, data.attention_mask, float_answers, embeddings=float_embeddings
+        )
         model.set_quantization(config.bits)
         _phase(
             model, self_distill, config, config.qat_epochs, config.qat_lr, "qat", None, result, log
@@ -182,9 +196,14 @@ def train_student(
 
 
 def student_outputs(
-    model: StudentModel, input_ids: np.ndarray, attention_mask: np.ndarray, batch_size: int = 256
+    model: StudentModel,
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    batch_size: int = 256,
+    embeddings: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Activated outputs (what the export answers) for tokenized texts."""
+    """Activated outputs (what the export answers) for tokenized texts; with `embeddings`, the
+    student's embedding instead ({"embedding": N × teacher_dim})."""
     from unwritten_pipeline.lib.multitask.model import activate
 
     model.eval()
@@ -193,6 +212,10 @@ def student_outputs(
     with torch.no_grad():
         for start in range(0, len(input_ids), batch_size):
             index = list(range(start, min(start + batch_size, len(input_ids))))
-            for name, raw in model(*_batch(data, index)).items():
+            embedding = model.embed(*_batch(data, index))
+            if embeddings:
+                parts.setdefault("embedding", []).append(embedding.numpy())
+                continue
+            for name, raw in model.read(embedding).items():
                 parts.setdefault(name, []).append(activate(name, raw).numpy())
     return {name: np.concatenate(values) for name, values in parts.items()}
