@@ -142,3 +142,13 @@ def test_a_bad_or_missing_bin_table_fails_naming_the_file_and_field(tmp_path, wh
 def test_a_missing_accuracy_file_fails_naming_it(tmp_path):
     with pytest.raises(BinTableError, match="nothing.json"):
         measured_encoder_bins(tmp_path / "nothing.json")
+
+
+def test_the_run_config_uses_the_measured_bins_unless_an_encoder_weight_is_given():
+    from unwritten_pipeline.defs.curation.judging import JudgeConfig
+
+    measured = JudgeConfig().policy(min_quality=None)
+    assert set(measured.encoder_bins) == {"sentiment", "personality_traits"}
+    fixed = JudgeConfig(weights={"encoder": 0.3}).policy(min_quality=None)
+    assert fixed.encoder_bins == {}
+    assert fixed.opinion_weight("encoder", "sentiment", Opinion("positive", 0.5)) == 0.3
