@@ -8,12 +8,15 @@ import pandas as pd
 from pydantic import Field
 
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
-from unwritten_pipeline.defs.export.records import consumed_splits, record_training
+from unwritten_pipeline.defs.export.records import (
+    consumed_splits,
+    record_export,
+    record_training,
+)
 from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.config import dataclass_from
 from unwritten_pipeline.lib.export.coreml import coreml_interface
-from unwritten_pipeline.lib.export.lineage import export_record
 from unwritten_pipeline.lib.export.parity import (
     multitask_parity,
     run_multitask,
@@ -30,7 +33,7 @@ from unwritten_pipeline.lib.storage.layout import (
     MULTITASK_STUDENT,
     STUDENT_EXPORT,
 )
-from unwritten_pipeline.lib.student.artifacts import WEIGHTS_FILE, StudentFileError
+from unwritten_pipeline.lib.student.artifacts import StudentFileError
 from unwritten_pipeline.lib.student.export import (
     COMPARED_RECIPES,
     SHIPPED_RECIPE,
@@ -43,6 +46,7 @@ from unwritten_pipeline.lib.student.export import (
 )
 from unwritten_pipeline.lib.student.model import StudentConfig
 from unwritten_pipeline.lib.student.pipeline import (
+    GENERAL_TURNS,
     MIN_TEXTS,
     StudentSources,
     TooFewTextsError,
@@ -74,6 +78,13 @@ StudentAssetConfig = run_config_class(
         Field(default=None, description="keep only the N most frequent pieces (None: all seen)"),
     ),
     min_texts=(int, Field(default=MIN_TEXTS, description="refuse to train on fewer texts")),
+    general_turns=(
+        int,
+        Field(
+            default=GENERAL_TURNS,
+            description="human turns of the packaged conversation corpus to distil on too",
+        ),
+    ),
     max_oov_rate=(float, Field(default=0.05, description="test-split OOV rate above which warn")),
 )
 
@@ -105,7 +116,7 @@ def multitask_student(
     out_dir = store.layout.model_dir(MULTITASK_STUDENT)
     try:
         run = train_student_from_teacher(
-            StudentSources.from_layout(store.layout, MULTITASK_MODEL),
+            StudentSources.from_layout(store.layout, MULTITASK_MODEL, config.general_turns),
             out_dir,
             model_fields,
             dataclass_from(StudentTrainConfig, values),
@@ -173,13 +184,16 @@ def _rounded(value) -> float | str:
     return round(value, 4) if isinstance(value, int | float) else "n/a"
 
 
-class StudentExportConfig(dg.Config):
-    min_cosine: float = Field(default=0.99, description="INT4 file vs PyTorch, per head")
+class StudentCoreMLConfig(dg.Config):
+    min_cosine: float = Field(default=0.99, description="INT4 weights vs PyTorch, per head")
+    parity_texts: int = Field(default=500, description="texts compared (probes, test, FuseChat)")
+
+
+class StudentExportConfig(StudentCoreMLConfig):
     min_argmax_agreement: float = Field(
         default=0.99, description="sentiment argmax: INT4 file vs PyTorch, and vs float student"
     )
     max_mae_difference: float = Field(default=0.01, description="personality MAE vs PyTorch")
-    parity_texts: int = Field(default=500, description="texts compared (probes, test, FuseChat)")
 
 
 @STAGE.asset(
@@ -226,10 +240,10 @@ def student_tflite(
         and shipped["n"] >= config.parity_texts
     )
     agreement_passed = agreement[SHIPPED_RECIPE] >= config.min_argmax_agreement
-    _record_export(
+    record_export(
         context,
         store,
-        student_config,
+        model=MULTITASK_STUDENT,
         files={
             "multitask.tflite": paths[SHIPPED_RECIPE],
             TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
@@ -282,11 +296,6 @@ def student_tflite(
     )
 
 
-class StudentCoreMLConfig(dg.Config):
-    min_cosine: float = Field(default=0.99, description="decompressed INT4 weights vs PyTorch")
-    parity_texts: int = Field(default=500, description="texts compared")
-
-
 @STAGE.asset(
     STUDENT_COREML,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
@@ -318,10 +327,10 @@ def student_coreml_package(
     passed = parity["cosine_min"] >= config.min_cosine and parity["weights_replaced"] > 0
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     # the release swaps it in for the teacher's package when the student ships
-    _record_export(
+    record_export(
         context,
         store,
-        student_config,
+        model=MULTITASK_STUDENT,
         files={RELEASE_COREML_FILE: path},
         parity={"passed": passed, "kind": "decompressed weights in PyTorch", **_numbers(parity)},
         interface={RELEASE_COREML_FILE: coreml_interface(path, "iOS18")},
@@ -352,32 +361,6 @@ def _parity_texts(store: ArtifactStore, count: int) -> list[str]:
     if len(texts) < count:
         texts += fusechat_texts(store.layout.soft_labels_dir)
     return texts[:count]
-
-
-def _record_export(
-    context: dg.AssetExecutionContext,
-    store: ArtifactStore,
-    student_config: dict,
-    *,
-    files: dict,
-    parity: dict,
-    interface: dict,
-) -> None:
-    """The release record of a student export: its files, its own parity result and the
-    student's lineage (which names the teacher it was distilled from)."""
-    name = context.asset_key.to_user_string()
-    export_record(
-        store.layout.export_record(name),
-        asset=name,
-        run_id=context.run.run_id,
-        code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
-        files=files,
-        parity=parity,
-        model_asset=MULTITASK_STUDENT,
-        model_weights=store.layout.model_dir(MULTITASK_STUDENT) / WEIGHTS_FILE,
-        model_lineage=student_config.get("lineage", {}),
-        interface=interface,
-    )
 
 
 def _numbers(figures: dict) -> dict:

@@ -270,4 +270,3 @@ def coreml_interface(path: Path, target: str) -> dict:
         **({"updatable_layers": spec["updatable_layers"]} if spec["is_updatable"] else {}),
         **({"training_inputs": spec["training_inputs"]} if spec.get("training_inputs") else {}),
     }
-

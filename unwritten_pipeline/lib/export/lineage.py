@@ -21,7 +21,11 @@ from typing import Any
 
 from unwritten_pipeline.lib.export.release import released_versions, strict_json, tree_sha256
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
-from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
+from unwritten_pipeline.lib.storage.layout import (
+    MULTITASK_MODEL,
+    MULTITASK_STUDENT,
+    PERSONALITY_MODEL,
+)
 
 
 class LineageError(LookupError):
@@ -257,4 +261,9 @@ def trained_model_lineage(name: str, model_dir: Path) -> tuple[Path, dict]:
     if name == MULTITASK_MODEL:
         config = read_json(model_dir / "multitask_config.json")
         return model_dir / "merged" / "model.safetensors", config.get("lineage", {})
+    if name == MULTITASK_STUDENT:
+        from unwritten_pipeline.lib.student.artifacts import CONFIG_FILE, WEIGHTS_FILE
+
+        config = read_json(model_dir / CONFIG_FILE)  # its lineage names the teacher too
+        return model_dir / WEIGHTS_FILE, config.get("lineage", {})
     raise LineageError(f"{name}: not a model this project trains")

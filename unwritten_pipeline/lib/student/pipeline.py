@@ -55,6 +55,7 @@ from unwritten_pipeline.lib.student.vocab import (
 )
 
 MIN_TEXTS = 100
+GENERAL_TURNS = 30_000  # packaged conversation turns distilled on beside the project's text
 
 
 class TooFewTextsError(ValueError):
