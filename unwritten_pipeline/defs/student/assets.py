@@ -47,6 +47,7 @@ from unwritten_pipeline.lib.student.export import (
 from unwritten_pipeline.lib.student.model import StudentConfig
 from unwritten_pipeline.lib.student.pipeline import (
     GENERAL_TURNS,
+    MAX_VOCAB,
     MIN_TEXTS,
     StudentSources,
     TooFewTextsError,
@@ -75,7 +76,9 @@ StudentAssetConfig = run_config_class(
     "(lib/student) and the vocabulary / data limits.",
     max_vocab=(
         int | None,
-        Field(default=None, description="keep only the N most frequent pieces (None: all seen)"),
+        Field(
+            default=MAX_VOCAB, description="keep only the N most frequent pieces (None: all seen)"
+        ),
     ),
     min_texts=(int, Field(default=MIN_TEXTS, description="refuse to train on fewer texts")),
     general_turns=(
