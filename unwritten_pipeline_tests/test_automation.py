@@ -279,6 +279,8 @@ def test_requested_rebuilds_run_the_real_asset_code(tmp_path, monkeypatch):
 
     assert first == [{"validated_samples"}] and second[0] >= {"training_splits"}
     summary = read_json(Layout(tmp_path).validated_dir("sentiment", TODAY) / "summary.json")
-    assert summary["accepted"] == 10
+    # every sample sorted; the blind judge's confident encoder may reject a fixture text whose
+    # random label it reads otherwise, so the count accepted is not fixed
+    assert summary["accepted"] + summary["rejected"] == 10 and summary["accepted"] > 0
     assert (Layout(tmp_path).splits_dir / "lineage.json").is_file()
-    assert splits.asset_materialization.metadata["samples"].value == 10
+    assert splits.asset_materialization.metadata["samples"].value == summary["accepted"]
