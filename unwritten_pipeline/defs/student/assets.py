@@ -96,7 +96,7 @@ StudentAssetConfig = run_config_class(
     MULTITASK_STUDENT,
     deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
     kinds={"pytorch", "safetensors"},
-    code_version="1",
+    code_version="2",
     checks=[OOV_RATE],
 )
 def multitask_student(
@@ -203,7 +203,7 @@ class StudentExportConfig(StudentCoreMLConfig):
     STUDENT_TFLITE,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"tflite"},
-    code_version="1",
+    code_version="2",
     # not blocking: a student that fails it is not shipped (lib/student/release.py), and the
     # teacher's release must not wait for it
     checks=[PARITY],
@@ -303,7 +303,7 @@ def student_tflite(
     STUDENT_COREML,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"coreml"},
-    code_version="1",
+    code_version="2",
     checks=[WEIGHTS_PARITY],
 )
 def student_coreml_package(
