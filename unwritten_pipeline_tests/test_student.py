@@ -139,6 +139,21 @@ def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
     return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}}, embeddings)
 
 
+def test_the_evaluation_runs_the_student_as_it_runs_the_teacher(teacher_tokenizer, tmp_path):
+    """model_evaluation scores `student_float` through the teacher's runner (length-sorted
+    batches, embed then answer): the outputs must be the exported module's own."""
+    from unwritten_pipeline.lib.evaluation.candidates import multitask_float_outputs
+    from unwritten_pipeline.lib.export.parity import tokenize, torch_multitask
+
+    vocab = build_vocab(teacher_tokenizer, CORPUS)
+    tokenizer = student_tokenizer(write_vocab(vocab, tmp_path / "vocab.txt"))
+    module = StudentExport(_small_student(len(vocab))).eval()
+    evaluated = multitask_float_outputs(module, tokenizer, CORPUS, 12)
+    direct = torch_multitask(module, tokenize(tokenizer, CORPUS, 12))
+    for name, value in direct.items():
+        assert np.allclose(evaluated[name], value, atol=1e-5), name
+
+
 def _qat_student_module(n: int) -> tuple[StudentExport, DistillSet]:
     """A small student after one float and one QAT epoch, snapped to its INT4 grid."""
     model = _small_student()

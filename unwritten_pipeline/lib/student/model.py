@@ -170,5 +170,12 @@ class StudentExport(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        raw = self.model(input_ids, attention_mask)
-        return {name: activate(name, value) for name, value in raw.items()}
+        return self.answer(self.embed(input_ids, attention_mask))
+
+    # the teacher's export interface (lib/export/tflite.MultiTaskExport), so the evaluation runs
+    # both the same way (lib/evaluation/candidates.multitask_float_outputs)
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(input_ids, attention_mask)
+
+    def answer(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: activate(name, value) for name, value in self.model.read(embedding).items()}
