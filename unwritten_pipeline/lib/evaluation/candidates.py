@@ -50,6 +50,11 @@ def multitask_float_outputs(
 ) -> dict[str, np.ndarray]:
     """The merged PyTorch model (what the exporters convert): each head's activated output."""
     embeddings = multitask_float_embeddings(module, tokenizer, texts, max_length, batch_size)
+    return answers_on(module, embeddings)
+
+
+def answers_on(module: MultiTaskExport, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    """Each head's activated output on pooled embeddings (N × hidden)."""
     with torch.no_grad():
         answers = module.eval().answer(torch.from_numpy(embeddings))
     return {name: value.numpy() for name, value in answers.items()}

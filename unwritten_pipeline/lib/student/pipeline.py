@@ -23,7 +23,7 @@ import torch
 from unwritten_pipeline.lib.curation.normalize import primary_text
 from unwritten_pipeline.lib.curation.splits import SPLITS
 from unwritten_pipeline.lib.curation.validate import REJECTED_FILE
-from unwritten_pipeline.lib.evaluation.candidates import multitask_float_embeddings
+from unwritten_pipeline.lib.evaluation.candidates import answers_on, multitask_float_embeddings
 from unwritten_pipeline.lib.export.bundle import multitask_module
 from unwritten_pipeline.lib.multitask.evaluate import evaluate_heads
 from unwritten_pipeline.lib.multitask.heads import MLPHead
@@ -275,9 +275,7 @@ def teach(
     teacher, tokenizer, config = multitask_module(sources.teacher_dir)
     started = time.perf_counter()
     embeddings = multitask_float_embeddings(teacher, tokenizer, texts, max_length)
-    with torch.no_grad():
-        answers = teacher.answer(torch.from_numpy(embeddings))
-    outputs = {name: value.numpy() for name, value in answers.items()}
+    outputs = answers_on(teacher, embeddings)  # the teacher's encoder runs once per text
     seconds = time.perf_counter() - started
     log(f"teacher answered {len(texts)} texts in {seconds:.1f} s ({counts})")
     examples = load_split_examples(sources.splits_dir)
