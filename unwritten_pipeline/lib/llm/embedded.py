@@ -18,6 +18,7 @@ from unwritten_pipeline.lib.llm.base import (
     ModelNotAvailableError,
     completion_result,
 )
+from unwritten_pipeline.lib.llm.grammar import enforceable_schema
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,10 @@ class EmbeddedBackend:
             try:
                 answer = llama.create_chat_completion(
                     messages=request.messages,
-                    response_format={"type": "json_object", "schema": request.schema},
+                    response_format={
+                        "type": "json_object",
+                        "schema": enforceable_schema(request.schema),
+                    },
                     temperature=request.temperature,
                     top_p=request.top_p,
                     top_k=request.top_k,
