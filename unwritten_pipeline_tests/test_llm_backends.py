@@ -19,6 +19,7 @@ from unwritten_pipeline.lib.llm import (
     TruncatedOutputError,
 )
 from unwritten_pipeline.lib.llm.base import parse_json_object, redact_url
+from unwritten_pipeline.lib.llm.grammar import enforceable_schema
 from unwritten_pipeline.lib.llm.http_backends import (
     OllamaBackend,
     OpenAICompatBackend,
@@ -165,7 +166,7 @@ def test_openai_uses_json_schema_where_the_server_takes_it(fake_server, seed_dir
 def test_llama_cpp_python_server_gets_json_object_once_negotiated(seed_dir):
     with FakeLLMServer(SeedSamples(), openai_flavor="llama-cpp-python") as server:
         backend = OpenAICompatBackend(f"{server.url}/v1")
-        request = _request(seed_dir)
+        request = _request(seed_dir, data_type="emotional_authenticity")
         first = backend.chat(request)
         backend.chat(request)
 
@@ -173,7 +174,11 @@ def test_llama_cpp_python_server_gets_json_object_once_negotiated(seed_dir):
     # probe json_schema (HTTP 500 refusal), probe json_object, then two real calls
     assert [b["response_format"]["type"] for b in sent] == ["json_schema"] + ["json_object"] * 3
     assert [b["max_tokens"] for b in sent] == [1, 1, 900, 900]
-    assert sent[2]["response_format"] == {"type": "json_object", "schema": request.schema}
+    # llama.cpp's converter ignores number bounds: the schema it gets has them as enums
+    enforced = {"type": "json_object", "schema": enforceable_schema(request.schema)}
+    assert (
+        sent[2]["response_format"] == enforced != {"type": "json_object", "schema": request.schema}
+    )
     assert '"maxItems": 3' in sent[2]["messages"][0]["content"]  # the schema is in the prompt
     assert len(first.data["samples"]) == 3 and first.structured_output == "json_object"
 
@@ -181,11 +186,12 @@ def test_llama_cpp_python_server_gets_json_object_once_negotiated(seed_dir):
 def test_grammar_is_the_last_fallback(seed_dir):
     with FakeLLMServer(SeedSamples(), openai_flavor="grammar-only") as server:
         backend = OpenAICompatBackend(f"{server.url}/v1")
-        result = backend.chat(_request(seed_dir))
+        result = backend.chat(_request(seed_dir, data_type="emotional_authenticity"))
 
     last = server.chat_requests("/v1/chat/completions")[-1]["body"]
     assert "response_format" not in last
     assert last["grammar"].startswith("root ::=") or "root ::=" in last["grammar"]
+    assert '"0.95"' in last["grammar"]  # quality_score's grid: bounds the grammar enforces
     assert result.structured_output == "grammar" and len(result.data["samples"]) == 3
 
 

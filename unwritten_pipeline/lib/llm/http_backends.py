@@ -39,6 +39,7 @@ from unwritten_pipeline.lib.llm.base import (
     parse_json_object,
     redact_url,
 )
+from unwritten_pipeline.lib.llm.grammar import enforceable_schema
 
 # Structured-output forms of /v1/chat/completions, in the order they are tried.
 STRUCTURED_FORMS = ("json_schema", "json_object", "grammar")
@@ -341,10 +342,12 @@ def _payload(request: ChatRequest, form: str) -> dict[str, Any]:
         return payload
     # json_object and grammar do not carry the shape to every server: say it in the prompt too
     payload["messages"] = _with_schema_in_prompt(request.messages, request.schema)
+    # both forms reach llama.cpp's schema converter, which ignores number bounds
+    enforced = enforceable_schema(request.schema)
     if form == "json_object":
-        payload["response_format"] = {"type": "json_object", "schema": request.schema}
+        payload["response_format"] = {"type": "json_object", "schema": enforced}
     else:
-        payload["grammar"] = schema_grammar(request.schema)
+        payload["grammar"] = schema_grammar(enforced)
     return payload
 
 
