@@ -39,6 +39,7 @@ def model():
     return PersonalityModel(CONFIG).eval()
 
 
+@pytest.mark.slow  # 5-9 s: keeps make test-fast under 90 s
 def test_backbone_packages_reload_and_match_pytorch(tmp_path, model):
     packages = personality_backbone(
         model, 16, tmp_path, {"token_labels": json.dumps(LABELS), "vocab_size": "10"}

@@ -153,6 +153,7 @@ def test_base_model_missing_or_not_a_gguf_is_refused_by_name(tmp_path):
         resolve_base_model(str(tmp_path / "model.bin"), tmp_path)
 
 
+@pytest.mark.slow  # 5-9 s: keeps make test-fast under 90 s
 def test_truncated_gguf_is_refused(tmp_path):
     truncated = tmp_path / "truncated.gguf"
     with packaged_gguf(tmp_path).open("rb") as source:

@@ -340,6 +340,7 @@ def test_a_head_under_the_minimum_fails_unless_disabled():
         heads_to_disable(counts, ("hooks",), strict)
 
 
+@pytest.mark.slow  # 5-9 s: keeps make test-fast under 90 s
 def test_a_disabled_head_is_absent_from_the_saved_model_and_the_export(tmp_path, encoder):
     tokenizer = encoder[0]
     base = _tiny_base(len(tokenizer))
