@@ -9,6 +9,7 @@ import dagster as dg
 from unwritten_pipeline.defs.curation.assets import training_splits, validated_samples
 from unwritten_pipeline.defs.generation.assets import llm_batches
 from unwritten_pipeline.defs.generation.partitions import partition_key
+from unwritten_pipeline.lib.generation.batches import partition_dir, write_batch
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
 from unwritten_pipeline_tests.curation_fixtures import distinct_samples, write_partition
@@ -114,3 +115,50 @@ def test_splits_without_validated_data_fail_clearly(tmp_path):
         "materialize validated_samples first"
         in result.failure_data_for_node("training_splits").error.message
     )
+
+
+def test_metadata_shows_strata_kept_and_the_lexicons_agreement(tmp_path, fake_server):
+    """Requested / achieved / accepted per stratum from the batch's provenance, and VADER's
+    agreement with the accepted labels, computed here independently."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    samples = distinct_samples("sentiment", 6)
+    asked = [s["sentiment"] for s in samples]
+    asked[0] = next(label for label in ("positive", "negative") if label != asked[0])
+    provenance = [{"stratum": {"name": a, "target": {"sentiment": a}}} for a in asked]
+    directory = partition_dir(tmp_path, "sentiment", "2026-11-21")
+    write_batch(
+        directory,
+        data_type="sentiment",
+        date="2026-11-21",
+        batch_number=1,
+        samples=samples,
+        generator={"backend": "ollama", "model": "qwen3:8b", "endpoint": "x"},
+        timestamp="2026-11-22T02:00:00+00:00",
+        provenance=provenance,
+    )
+
+    result = _validate(
+        dg.DagsterInstance.ephemeral(), tmp_path, "sentiment", "2026-11-21", fake_server.url
+    )
+    meta = result.asset_materializations_for_node("validated_samples")[0].metadata
+    assert "stratum.mismatch" in meta["rejects_by_reason"].value
+    rows = {
+        line.split("|")[1].strip(): [int(c) for c in line.split("|")[3:6]]
+        for line in meta["strata"].value.splitlines()[2:]
+    }
+    for label in ("positive", "neutral", "negative"):
+        achieved = sum(s["sentiment"] == label for s in samples)
+        kept = achieved - (samples[0]["sentiment"] == label)  # the mismatched one is rejected
+        assert rows[label] == [asked.count(label), achieved, kept], label
+
+    accepted_file = tmp_path / "validated" / "sentiment" / "2026-11-21" / "accepted.jsonl"
+    accepted = [json.loads(line)["sample"] for line in accepted_file.read_text().splitlines()]
+    analyzer = SentimentIntensityAnalyzer()
+
+    def vader(text: str) -> str:
+        compound = analyzer.polarity_scores(text)["compound"]
+        return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+
+    agree = sum(vader(s["text"]) == s["sentiment"] for s in accepted) / len(accepted)
+    assert len(accepted) == 5 and meta["lexicon_agreement"].value == round(agree, 4)

@@ -18,9 +18,11 @@ from unwritten_pipeline.defs.generation.partitions import generation_partitions
 from unwritten_pipeline.defs.stage import Stage
 from unwritten_pipeline.lib.curation.analysis import (
     counter_table,
+    lexicon_agreement,
     plot_png,
     quality_distribution,
     quality_table,
+    strata_rows,
 )
 from unwritten_pipeline.lib.curation.dedup import DEFAULT_THRESHOLD
 from unwritten_pipeline.lib.curation.judge import apply_decisions, judge_identity, write_pending
@@ -33,14 +35,16 @@ from unwritten_pipeline.lib.curation.splits import (
     write_splits,
 )
 from unwritten_pipeline.lib.curation.validate import (
+    PartitionValidation,
     earlier_accepted_hashes,
     validate_partition,
     write_validation,
 )
 from unwritten_pipeline.lib.generation.partition import partition_content_version
 from unwritten_pipeline.lib.generation.schemas import DATA_TYPES
+from unwritten_pipeline.lib.generation.strata import StrataFileError, load_strata
 from unwritten_pipeline.lib.personality.embeddings import DEFAULT_ENCODER
-from unwritten_pipeline.lib.report import png_markdown
+from unwritten_pipeline.lib.report import markdown_table, png_markdown
 from unwritten_pipeline.lib.storage.files import write_bytes_atomic
 from unwritten_pipeline.resources.llm import LLMResource
 from unwritten_pipeline.resources.storage import ArtifactStore
@@ -171,10 +175,29 @@ def validated_samples(
             "batch_files": len(result.batch_files),
             "path": dg.MetadataValue.path(str(out_dir)),
             **judge_metadata(judged, policy, identity),
+            **_signal_metadata(result, store),
         },
         data_version=dg.DataVersion(version),
         check_results=partition_checks(result, config, len(pending)),
     )
+
+
+def _signal_metadata(result: PartitionValidation, store: ArtifactStore) -> dict:
+    """Requested / achieved / accepted per stratum; for sentiment, VADER's agreement with the
+    accepted labels (a lexicon curation never consults)."""
+    metadata: dict = {}
+    try:
+        table = load_strata(store.strata_dir, result.data_type)
+    except StrataFileError:  # llm_batches fails on it, naming the file and line
+        table = None
+    if table is not None:
+        header = ("stratum", "target share", "requested", "achieved", "accepted")
+        metadata["strata"] = dg.MetadataValue.md(markdown_table(header, strata_rows(result, table)))
+    if result.data_type == "sentiment":
+        agreement = lexicon_agreement(result)
+        if agreement is not None:
+            metadata["lexicon_agreement"] = dg.MetadataValue.float(agreement)
+    return metadata
 
 
 class SplitsConfig(dg.Config):

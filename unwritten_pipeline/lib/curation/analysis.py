@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from unwritten_pipeline.lib.curation.validate import PartitionValidation
+from unwritten_pipeline.lib.generation.strata import StrataTable, histogram_rows
+from unwritten_pipeline.lib.multitask.tasks import SENTIMENT_LABELS
 from unwritten_pipeline.lib.report import markdown_table, new_figure, png_bytes
 
 QUALITY_BANDS = (
@@ -60,3 +62,30 @@ def plot_png(result: PartitionValidation, distribution: dict[str, int]) -> bytes
     right.set_title(f"rejects by reason (pass rate {100 * result.pass_rate:.0f}%)")
     fig.suptitle(f"{result.data_type} {result.date}")
     return png_bytes(fig)
+
+
+def strata_rows(result: PartitionValidation, table: StrataTable) -> list[tuple]:
+    """(stratum, target share, requested, achieved, accepted): what the calls asked for, what
+    the samples' own fields say, and how many of those curation kept."""
+    every = result.accepted + result.rejected
+    rows = histogram_rows(table, [r.provenance for r in every], [r.sample for r in every])
+    kept = histogram_rows(
+        table, [r.provenance for r in result.accepted], [r.sample for r in result.accepted]
+    )
+    accepted = {row[0]: row[3] for row in kept}
+    return [(*row, accepted.get(row[0], 0)) for row in rows]
+
+
+def lexicon_agreement(result: PartitionValidation) -> float | None:
+    """Share of the accepted sentiment labels VADER (never consulted by curation) agrees with:
+    an independent reading of how much signal the labels carry. None without samples."""
+    samples = [r.sample for r in result.accepted]
+    if not samples:
+        return None
+    from unwritten_pipeline.lib.evaluation.baselines import vader_labels
+
+    predicted = vader_labels([s["text"] for s in samples])
+    agree = sum(
+        SENTIMENT_LABELS[p] == s["sentiment"] for p, s in zip(predicted, samples, strict=True)
+    )
+    return round(agree / len(samples), 4)
