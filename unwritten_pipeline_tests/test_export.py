@@ -68,6 +68,8 @@ def test_personality_model_converts_and_int4_keeps_parity(tmp_path):
     assert exact["cosine_min"] > 0.99999 and exact["top5_agreement"] == 1.0
     assert personality_parity(model, TFLiteRunner(int4), embeddings)["cosine_min"] > 0.95
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temp files
+    # ai-edge-quantizer writes 0755 files; artifacts are 0644
+    assert {p.stat().st_mode & 0o777 for p in (float_path, int4)} == {0o644}
 
 
 def test_multitask_export_has_named_int32_inputs_and_one_output_per_head(tmp_path, tiny_multitask):

@@ -78,6 +78,8 @@ def atomic_output(target: Path) -> Iterator[Path]:
     _remove(tmp)
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o644)  # some writers create 0755 files (ai-edge-quantizer's export)
         if target.is_dir():
             old = target.with_name(f".old-{os.getpid()}-{target.name}")
             os.rename(target, old)
