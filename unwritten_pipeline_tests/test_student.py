@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from unwritten_pipeline.lib.student.export import student_recipes
 from unwritten_pipeline.lib.student.model import (
     StudentConfig,
     StudentExport,
@@ -189,6 +190,19 @@ def test_snapped_weights_are_the_grid_qat_trained_on():
         again = model(ids, mask)
     for name in trained:
         assert torch.allclose(trained[name], again[name], atol=1e-5)
+
+
+def test_the_shipped_recipe_is_the_one_qat_trained_for():
+    assert student_recipes({"training": {"bits": 4}}) == ["int4_dynamic", "int8_dynamic"]
+    assert student_recipes({"training": {"bits": 8}}) == ["int8_dynamic", "int4_dynamic"]
+    # without QAT the quantizer rounds the float weights itself: INT4, as the issue asks
+    assert student_recipes({"training": {"bits": None}})[0] == "int4_dynamic"
+    assert student_recipes({})[0] == "int4_dynamic"
+
+
+def test_bits_without_a_litert_recipe_are_refused():
+    with pytest.raises(ValueError, match="bits 6: the student's LiteRT recipes are INT4 or INT8"):
+        StudentTrainConfig(bits=6)
 
 
 @pytest.mark.slow

@@ -35,14 +35,13 @@ from unwritten_pipeline.lib.storage.layout import (
 )
 from unwritten_pipeline.lib.student.artifacts import StudentFileError
 from unwritten_pipeline.lib.student.export import (
-    COMPARED_RECIPES,
-    SHIPPED_RECIPE,
     TOKENIZER_VOCAB,
     argmax_agreement,
     coreml_weight_parity,
     export_student,
     student_coreml,
     student_modules,
+    student_recipes,
 )
 from unwritten_pipeline.lib.student.model import StudentConfig
 from unwritten_pipeline.lib.student.pipeline import (
@@ -59,8 +58,6 @@ from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, VocabularyError
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 STAGE = Stage("student")
-COREML_FILE = "student_int4.mlpackage"
-RELEASE_COREML_FILE = "multitask_int4.mlpackage"  # its name in a release the student ships in
 WEIGHTS_PARITY = "weights_parity"
 OOV_RATE = "oov_rate"
 PARITY = "parity"
@@ -211,14 +208,15 @@ class StudentExportConfig(StudentCoreMLConfig):
 def student_tflite(
     context: dg.AssetExecutionContext, config: StudentExportConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
-    """The student as LiteRT: INT4 (dynamic, per-channel; shipped), INT8 and float to compare,
-    with vocab.txt, tokenizer_vocab.json and model_config.json beside them.
+    """The student as LiteRT: the recipe of the bits its QAT trained (shipped: INT4 dynamic,
+    per channel, by default; `bits: 8` ships INT8), the other one and float to compare, with
+    vocab.txt, tokenizer_vocab.json and model_config.json beside them.
 
     The `parity` check (not blocking: a failing student is simply not shipped), on
-    ≥ `parity_texts` texts (probe texts, test split, FuseChat
-    turns): the INT4 file vs the PyTorch module it was converted from (cosine per head,
-    sentiment argmax, personality MAE), and the INT4 file's sentiment argmax vs the float
-    student's before QAT (`float_agreement`: QAT is what makes them agree)."""
+    ≥ `parity_texts` texts (probe texts, test split, FuseChat turns): the shipped file vs the
+    PyTorch module it was converted from (cosine per head, sentiment argmax, personality MAE),
+    and its sentiment argmax vs the float student's before QAT (`float_agreement`: QAT is what
+    makes them agree)."""
     model_dir = store.layout.model_dir(MULTITASK_STUDENT)
     out_dir = store.layout.export_dir(STUDENT_EXPORT)
     try:
@@ -226,7 +224,8 @@ def student_tflite(
     except StudentFileError as exc:
         raise dg.Failure(description=str(exc)) from exc
     length = student_config["model"]["max_length"]
-    recipes = [SHIPPED_RECIPE, *COMPARED_RECIPES]
+    recipes = student_recipes(student_config)
+    recipe = recipes[0]  # shipped
     paths = export_student(model_dir, out_dir, recipes, length)
     inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
@@ -235,30 +234,30 @@ def student_tflite(
         r: argmax_agreement(run_multitask(TFLiteRunner(p), inputs), float_outputs)
         for r, p in paths.items()
     }
-    shipped = results[SHIPPED_RECIPE]
+    shipped = results[recipe]
     parity_passed = (
         shipped["cosine_min"] >= config.min_cosine
         and shipped["sentiment_agreement"] >= config.min_argmax_agreement
         and shipped["personality_mae_diff"] <= config.max_mae_difference
         and shipped["n"] >= config.parity_texts
     )
-    agreement_passed = agreement[SHIPPED_RECIPE] >= config.min_argmax_agreement
+    agreement_passed = agreement[recipe] >= config.min_argmax_agreement
     record_export(
         context,
         store,
         model=MULTITASK_STUDENT,
         files={
-            "multitask.tflite": paths[SHIPPED_RECIPE],
+            "multitask.tflite": paths[recipe],
             TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
             VOCAB_FILE: out_dir / VOCAB_FILE,
         },
         parity={
             "passed": parity_passed and agreement_passed,
-            "float_agreement": agreement[SHIPPED_RECIPE],
+            "float_agreement": agreement[recipe],
             **_numbers(shipped),
         },
         interface={
-            "recipe": SHIPPED_RECIPE,
+            "recipe": recipe,
             "model_config": read_json(out_dir / "model_config.json"),
         },
     )
@@ -274,13 +273,13 @@ def student_tflite(
         for r, p in paths.items()
     ]
     header = ("recipe", "MB", "min cosine", "argmax vs PyTorch", "argmax vs float", "MAE diff")
-    sha256 = sha256_file(paths[SHIPPED_RECIPE])
+    sha256 = sha256_file(paths[recipe])
     return dg.MaterializeResult(
         metadata={
-            "recipe": SHIPPED_RECIPE,
+            "recipe": recipe,
             "recipes": dg.MetadataValue.md(markdown_table(header, rows)),
-            "path": dg.MetadataValue.path(str(paths[SHIPPED_RECIPE])),
-            "bytes": paths[SHIPPED_RECIPE].stat().st_size,
+            "path": dg.MetadataValue.path(str(paths[recipe])),
+            "bytes": paths[recipe].stat().st_size,
             "sha256": sha256,
         },
         data_version=dg.DataVersion(sha256[:24]),
@@ -291,7 +290,7 @@ def student_tflite(
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     **_numbers(shipped),
-                    "float_agreement": dg.MetadataValue.float(agreement[SHIPPED_RECIPE]),
+                    "float_agreement": dg.MetadataValue.float(agreement[recipe]),
                     "min_argmax_agreement": dg.MetadataValue.float(config.min_argmax_agreement),
                 },
             )
@@ -309,8 +308,9 @@ def student_tflite(
 def student_coreml_package(
     context: dg.AssetExecutionContext, config: StudentCoreMLConfig, store: ArtifactStore
 ) -> dg.MaterializeResult:
-    """The student as a Core ML ML Program with INT4 per-channel weights (iOS 18),
-    `exports/student/student_int4.mlpackage`; inputs and outputs as the LiteRT file. The
+    """The student as a Core ML ML Program with per-channel weights of the bits its QAT trained
+    (iOS 18; INT4 by default: `exports/student/student_int4.mlpackage`, named
+    `multitask_int4.mlpackage` in a release); inputs and outputs as the LiteRT file. The
     `weights_parity` check runs the package's decompressed weights in PyTorch against the
     student (Core ML prediction needs Apple hardware)."""
     model_dir = store.layout.model_dir(MULTITASK_STUDENT)
@@ -319,12 +319,15 @@ def student_coreml_package(
     except StudentFileError as exc:
         raise dg.Failure(description=str(exc)) from exc
     length = student_config["model"]["max_length"]
+    bits = (student_config.get("training") or {}).get("bits") or 4
     path = student_coreml(
         module,
         length,
-        store.layout.export_dir(STUDENT_EXPORT) / COREML_FILE,
+        store.layout.export_dir(STUDENT_EXPORT) / f"student_int{bits}.mlpackage",
         {"vocab_file": VOCAB_FILE, "heads": ",".join(module.model.heads)},
+        bits=bits,
     )
+    release_name = f"multitask_int{bits}.mlpackage"  # in a release the student ships in
     inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
     parity = coreml_weight_parity(module, path, inputs)
     passed = parity["cosine_min"] >= config.min_cosine and parity["weights_replaced"] > 0
@@ -334,9 +337,9 @@ def student_coreml_package(
         context,
         store,
         model=MULTITASK_STUDENT,
-        files={RELEASE_COREML_FILE: path},
+        files={release_name: path},
         parity={"passed": passed, "kind": "decompressed weights in PyTorch", **_numbers(parity)},
-        interface={RELEASE_COREML_FILE: coreml_interface(path, "iOS18")},
+        interface={release_name: coreml_interface(path, "iOS18")},
     )
     return dg.MaterializeResult(
         metadata={

@@ -1,5 +1,6 @@
 """The student's rows in `benchmark_report`: size, latency, memory and accuracy of its LiteRT
-files (INT4 shipped, INT8 compared), beside the teacher's, against the phone budget."""
+files (the shipped recipe, INT4 by default, and the other compared), beside the teacher's,
+against the phone budget."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from unwritten_pipeline.lib.export.benchmark import latency, multitask_accuracy,
 from unwritten_pipeline.lib.export.parity import tokenize
 from unwritten_pipeline.lib.report import markdown_table
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file
-from unwritten_pipeline.lib.student.export import COMPARED_RECIPES, student_modules
+from unwritten_pipeline.lib.student.export import student_modules, student_recipes
 
 SAMPLE_TEXT = "I can't believe you remembered my birthday!"  # the teacher's timed input too
 # issue #13's budget for the student: (metric, limit, aim)
@@ -30,12 +31,13 @@ def student_benchmark(
         return None
     record = read_json(record_path)
     path = Path(record["files"]["multitask.tflite"]["path"])
-    _, _, tokenizer, _ = student_modules(Path(record["model"]["weights"]).parent)
+    _, _, tokenizer, config = student_modules(Path(record["model"]["weights"]).parent)
     length = record["interface"]["model_config"]["input_length"]
     sample = tokenize(tokenizer, [sample_text], length)
     float_path = path.with_name("student_float.tflite")
     entry = {
         "file": str(path),
+        "recipe": record["interface"]["recipe"],
         "sha256": sha256_file(path),
         "size_mb": path.stat().st_size / 1e6,
         "float_size_mb": float_path.stat().st_size / 1e6,
@@ -48,7 +50,7 @@ def student_benchmark(
         "compared": {},
         "teacher": (record["model"]["lineage"] or {}).get("teacher"),
     }
-    for recipe in COMPARED_RECIPES:
+    for recipe in student_recipes(config)[1:]:
         other = path.with_name(f"student_{recipe}.tflite")
         if other.is_file():
             entry["compared"][recipe] = {
@@ -90,11 +92,15 @@ def student_markdown(report: dict) -> str:
     if entry is None:
         return ""
     parts = [
-        "### On-device student (docs/student.md): phone budget, INT4 shipped",
+        "### On-device student (docs/student.md): phone budget",
         markdown_table(("metric", "measured", "budget", "result"), budget_rows(entry)),
     ]
     compared = [
-        ("int4_dynamic (shipped)", round(entry["size_mb"], 3), round(budget_rows(entry)[1][1], 4))
+        (
+            f"{entry['recipe']} (shipped)",
+            round(entry["size_mb"], 3),
+            round(budget_rows(entry)[1][1], 4),
+        )
     ] + [
         (recipe, round(c["size_mb"], 3), round(c["median_ms"], 4))
         for recipe, c in entry["compared"].items()

@@ -25,12 +25,19 @@ from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
 from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, read_vocab_tokens
 
 TOKENIZER_VOCAB = "tokenizer_vocab.json"
-SHIPPED_RECIPE = "int4_dynamic"
-COMPARED_RECIPES = ("int8_dynamic",)
+# the LiteRT recipe that computes what QAT trained, by its bits; the other one is compared
+RECIPE_FOR_BITS = {4: "int4_dynamic", 8: "int8_dynamic"}
+
+
+def student_recipes(config: dict) -> list[str]:
+    """[shipped recipe, compared recipe] for a student's config: the recipe of the bits QAT
+    trained (`training.bits`; INT4 when there was no QAT), then the other."""
+    shipped = RECIPE_FOR_BITS[(config.get("training") or {}).get("bits") or 4]
+    return [shipped, *(r for r in RECIPE_FOR_BITS.values() if r != shipped)]
 
 
 def student_modules(model_dir: Path) -> tuple[nn.Module, nn.Module, object, dict]:
-    """(exported module: the trained weights, snapped to the INT4 grid when QAT ran,
+    """(exported module: the trained weights, snapped to their grid when QAT ran,
     float module: the float student before QAT, tokenizer, config)."""
     model, tokenizer, config = load_student(model_dir)
     bits = (config.get("training") or {}).get("bits")
@@ -104,9 +111,11 @@ class _StudentTuple(nn.Module):
         return tuple(outputs[h.name] for h in HEADS)
 
 
-def student_coreml(module: nn.Module, max_length: int, out_path: Path, metadata: dict) -> Path:
-    """The student as an ML Program with INT4 per-channel weights (iOS 18: the same grid as the
-    LiteRT file when QAT ran)."""
+def student_coreml(
+    module: nn.Module, max_length: int, out_path: Path, metadata: dict, bits: int = 4
+) -> Path:
+    """The student as an ML Program with INT`bits` per-channel weights (iOS 18: the same grid
+    as the LiteRT file when QAT ran)."""
     import coremltools as ct
     from coremltools.optimize.coreml import (
         OpLinearQuantizerConfig,
@@ -123,10 +132,10 @@ def student_coreml(module: nn.Module, max_length: int, out_path: Path, metadata:
         ct.target.iOS18,
     )
     config = OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int4", granularity="per_channel", weight_threshold=512
+        mode="linear_symmetric", dtype=f"int{bits}", granularity="per_channel", weight_threshold=512
     )
     quantized = linear_quantize_weights(mlmodel, OptimizationConfig(global_config=config))
-    quantized.short_description = "Unwritten on-device student (8 heads, INT4)"
+    quantized.short_description = f"Unwritten on-device student (8 heads, INT{bits})"
     quantized.user_defined_metadata.update(metadata)
     return _save_package(quantized, out_path)
 

@@ -38,6 +38,13 @@ class StudentTrainConfig:
     embedding_lr_scale: float = 1.0  # 0 keeps the teacher-initialised token vectors frozen
     seed: int = 0
 
+    def __post_init__(self):
+        if self.bits not in (None, 4, 8):
+            raise ValueError(
+                f"bits {self.bits!r}: the student's LiteRT recipes are INT4 or INT8 "
+                "(4, 8, or null for float training without QAT)"
+            )
+
     def as_dict(self) -> dict:
         return asdict(self)
 
