@@ -3,6 +3,7 @@ tokenizer, fake quantization, QAT export parity, the minimum-texts refusal."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -361,8 +362,13 @@ def _records(
             "lineage": {"teacher": {"weights_sha256": "a" * 64}},
         },
     }
-    teacher_coreml = {**teacher, "asset": "multitask_coreml"}
-    student_coreml = {**student, "asset": "student_coreml", "parity": {"passed": coreml_parity}}
+    # each record is its own JSON file: nothing is shared between them
+    teacher_coreml = {**copy.deepcopy(teacher), "asset": "multitask_coreml"}
+    student_coreml = {
+        **copy.deepcopy(student),
+        "asset": "student_coreml",
+        "parity": {"passed": coreml_parity},
+    }
     records = {SLOTS[0]: teacher, SLOTS[1]: teacher_coreml}
     return records, (student, None if coreml_parity is None else student_coreml)
 
@@ -395,10 +401,12 @@ def test_the_student_takes_the_multitask_slot_only_when_it_passes(
     assert (shipped_student_dir(records, "multitask_tflite") is not None) is ships
     if reason:
         assert any(reason in r for r in decision.reasons), decision.reasons
-    # the manifest's lineage of the shipped multi-task model carries the decision and the teacher
-    recorded = records["multitask_tflite"]["model"]["lineage"]["student_decision"]
-    assert recorded["ships"] is ships
-    assert recorded["figures"]["teacher_weights_sha256"] == "a" * 64
+    # the manifest's lineage of the shipped multi-task model carries the decision and the
+    # teacher, whichever of its two records the lineage is read from
+    for slot in SLOTS:
+        recorded = records[slot]["model"]["lineage"]["student_decision"]
+        assert recorded["ships"] is ships
+        assert recorded["figures"]["teacher_weights_sha256"] == "a" * 64
 
 
 def test_without_a_student_export_or_a_fresh_evaluation_the_teacher_ships(tmp_path):

@@ -166,7 +166,8 @@ def choose_multitask(
 ) -> StudentDecision:
     """Put the student's LiteRT and Core ML records in the multi-task `slots` (LiteRT, Core ML)
     of `records` when it passes; either way the decision (with the teacher version) travels in
-    the LiteRT slot's model lineage, so the release manifest records it."""
+    both slots' model lineage, so the release manifest records it whichever record its lineage
+    is read from."""
     slot, coreml_slot = slots
     student_record, coreml_record = student_records
     teacher = records[slot]
@@ -183,7 +184,8 @@ def choose_multitask(
     if decision.ships:
         records[slot], records[coreml_slot] = student_record, coreml_record
     decision.figures["teacher_weights_sha256"] = teacher["model"]["weights_sha256"]
-    records[slot]["model"]["lineage"]["student_decision"] = decision.as_dict()
+    for name in slots:
+        records[name]["model"]["lineage"]["student_decision"] = decision.as_dict()
     return decision
 
 
