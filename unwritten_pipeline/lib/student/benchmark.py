@@ -112,8 +112,8 @@ def student_markdown(report: dict) -> str:
             for k, v in entry["vs_teacher"].items()
         ]
         parts += [
-            "Student (INT4 file) vs teacher (shipped teacher file) on the test split; the golden "
-            "sets are compared in model_evaluation.",
+            "Student (its shipped file) vs teacher (shipped teacher file) on the test split; "
+            "the golden sets are compared in model_evaluation.",
             markdown_table(("metric", "teacher", "student", "difference"), rows),
         ]
     return "\n\n" + "\n\n".join(parts)
