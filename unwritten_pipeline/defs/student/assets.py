@@ -39,6 +39,7 @@ from unwritten_pipeline.lib.student.export import (
     argmax_agreement,
     coreml_weight_parity,
     export_student,
+    shipped_bits,
     student_coreml,
     student_modules,
     student_recipes,
@@ -319,7 +320,7 @@ def student_coreml_package(
     except StudentFileError as exc:
         raise dg.Failure(description=str(exc)) from exc
     length = student_config["model"]["max_length"]
-    bits = (student_config.get("training") or {}).get("bits") or 4
+    bits = shipped_bits(student_config)
     path = student_coreml(
         module,
         length,

@@ -29,10 +29,15 @@ TOKENIZER_VOCAB = "tokenizer_vocab.json"
 RECIPE_FOR_BITS = {4: "int4_dynamic", 8: "int8_dynamic"}
 
 
+def shipped_bits(config: dict) -> int:
+    """The bits a student's exports ship: those its QAT trained (`training.bits`), INT4 when
+    there was no QAT."""
+    return (config.get("training") or {}).get("bits") or 4
+
+
 def student_recipes(config: dict) -> list[str]:
-    """[shipped recipe, compared recipe] for a student's config: the recipe of the bits QAT
-    trained (`training.bits`; INT4 when there was no QAT), then the other."""
-    shipped = RECIPE_FOR_BITS[(config.get("training") or {}).get("bits") or 4]
+    """[shipped recipe, compared recipe] for a student's config."""
+    shipped = RECIPE_FOR_BITS[shipped_bits(config)]
     return [shipped, *(r for r in RECIPE_FOR_BITS.values() if r != shipped)]
 
 
