@@ -25,7 +25,8 @@ from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
 from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, read_vocab_tokens
 
 TOKENIZER_VOCAB = "tokenizer_vocab.json"
-# the LiteRT recipe that computes what QAT trained, by its bits; the other one is compared
+# the LiteRT recipe that computes what QAT trained, by its bits (train.QAT_BITS); the other one
+# is compared
 RECIPE_FOR_BITS = {4: "int4_dynamic", 8: "int8_dynamic"}
 
 
@@ -45,9 +46,9 @@ def student_modules(model_dir: Path) -> tuple[nn.Module, nn.Module, object, dict
     """(exported module: the trained weights, snapped to their grid when QAT ran,
     float module: the float student before QAT, tokenizer, config)."""
     model, tokenizer, config = load_student(model_dir)
-    bits = (config.get("training") or {}).get("bits")
-    if bits and (config.get("training") or {}).get("qat_epochs"):
-        snap_to_grid(model, bits)
+    training = config.get("training") or {}
+    if training.get("bits") and training.get("qat_epochs"):
+        snap_to_grid(model, training["bits"])
     float_model = (
         load_student(model_dir, FLOAT_WEIGHTS_FILE)[0]
         if (model_dir / FLOAT_WEIGHTS_FILE).is_file()

@@ -18,6 +18,7 @@ from unwritten_pipeline.lib.student.model import StudentModel
 
 HEAD_SCALES = {h.name: h.scale for h in HEADS}
 CLASSIFICATION = {h.name for h in HEADS if h.kind == "classification"}
+QAT_BITS = (4, 8)  # the bits the student's exports have a LiteRT recipe for (export.py)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class StudentTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.bits not in (None, 4, 8):
+        if self.bits is not None and self.bits not in QAT_BITS:
             raise ValueError(
                 f"bits {self.bits!r}: the student's LiteRT recipes are INT4 or INT8 "
                 "(4, 8, or null for float training without QAT)"
