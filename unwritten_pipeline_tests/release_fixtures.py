@@ -43,6 +43,7 @@ SENTIMENT_LABELS = ["positive", "neutral", "negative"]
 def metrics(accuracy: float, macro_f1: float) -> dict:
     return {
         "accuracy": accuracy,
+        "accuracy_ci95": [max(0.0, accuracy - 0.03), min(1.0, accuracy + 0.03)],
         "macro_f1": macro_f1,
         "confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
         "labels": SENTIMENT_LABELS,
@@ -50,7 +51,11 @@ def metrics(accuracy: float, macro_f1: float) -> dict:
 
 
 def auc(mean: float) -> dict:
-    return {"mean_auc": mean, "per_trait_auc": dict.fromkeys(OCEAN, mean)}
+    return {
+        "mean_auc": mean,
+        "per_trait_auc": dict.fromkeys(OCEAN, mean),
+        "per_trait_auc_ci95": {t: [max(0.0, mean - 0.3), min(1.0, mean + 0.3)] for t in OCEAN},
+    }
 
 
 def write_evaluation(

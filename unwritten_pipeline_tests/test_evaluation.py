@@ -25,11 +25,13 @@ from unwritten_pipeline.lib.evaluation.golden import (
     load_sentiment_golden,
 )
 from unwritten_pipeline.lib.evaluation.metrics import (
+    auc_interval,
     classification_metrics,
     confusion_png,
     keyed_auc,
     roc_auc,
     trait_errors,
+    wilson_interval,
 )
 from unwritten_pipeline.lib.evaluation.results import (
     EvaluationFileError,
@@ -83,11 +85,41 @@ def test_keyed_auc_per_trait():
     for row, (trait, key) in enumerate(zip(traits, keys, strict=True)):
         perfect[row, OCEAN.index(trait)] = key
     result = keyed_auc(perfect, traits, keys)
-    assert result == {"mean_auc": 1.0, "per_trait_auc": dict.fromkeys(OCEAN, 1.0)}
+    assert result == {
+        "mean_auc": 1.0,
+        "per_trait_auc": dict.fromkeys(OCEAN, 1.0),
+        "per_trait_auc_ci95": {t: [1.0, 1.0] for t in OCEAN},  # every resample is perfect too
+    }
     flipped = perfect.copy()
     flipped[:, 0] *= -1  # openness scored backwards
     result = keyed_auc(flipped, traits, keys)
     assert result["per_trait_auc"]["openness"] == 0.0 and result["mean_auc"] == 0.8
+
+
+def test_wilson_interval_matches_the_textbook_values_and_narrows_with_more_texts():
+    assert wilson_interval(8, 10) == pytest.approx([0.4902, 0.9433], abs=1e-4)
+    assert wilson_interval(80, 100) == pytest.approx([0.7112, 0.8666], abs=1e-4)
+    assert wilson_interval(0, 4)[0] == 0.0 and wilson_interval(4, 4)[1] == 1.0  # inside [0, 1]
+    assert classification_metrics([POS] * 10, [POS] * 8 + [NEG] * 2)["accuracy_ci95"] == (
+        wilson_interval(8, 10)
+    )
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(3, 2)
+
+
+def test_auc_interval_holds_the_estimate_is_repeatable_and_narrows_with_more_items():
+    rng = np.random.default_rng(1)
+    keys = np.array([True] * 5 + [False] * 5)
+    scores = keys + rng.normal(0, 1.0, 10)  # separable on average, not perfectly
+    low, high = auc_interval(scores, keys)
+    assert low < roc_auc(scores, keys) < high
+    assert auc_interval(scores, keys) == [low, high]  # fixed seed: the report does not jitter
+    many_keys = np.tile(keys, 20)
+    many_scores = many_keys + rng.normal(0, 1.0, 200)
+    many_low, many_high = auc_interval(many_scores, many_keys)
+    assert many_high - many_low < (high - low) / 2  # 20× the items: well under half the width
+    with pytest.raises(ValueError, match="positive and one negative"):
+        auc_interval([1, 2], [True, True])
 
 
 def test_trait_errors_mae_tolerance_accuracy_and_undefined_correlation():
@@ -289,12 +321,17 @@ def test_exports_older_than_the_model_are_reported_not_evaluated(tmp_path):
 
 def _m(accuracy=0.5):
     return classification_metrics([POS, NEU, NEG, NEG], [POS, NEU, NEG, POS]) | {
-        "accuracy": accuracy
+        "accuracy": accuracy,
+        "accuracy_ci95": [accuracy - 0.05, accuracy + 0.05],
     }
 
 
 def _p(auc=0.7):
-    return {"mean_auc": auc, "per_trait_auc": dict.fromkeys(OCEAN, auc)}
+    return {
+        "mean_auc": auc,
+        "per_trait_auc": dict.fromkeys(OCEAN, auc),
+        "per_trait_auc_ci95": {t: [auc - 0.25, min(1.0, auc + 0.25)] for t in OCEAN},
+    }
 
 
 def _payload():
@@ -322,7 +359,24 @@ def test_a_well_formed_evaluation_round_trips(tmp_path):
     assert load_evaluation(path) == _payload()
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     summary = summary_markdown(_payload())
-    assert "| baseline: vader | 0.590 |" in summary and "| multitask_float | 0.700 |" in summary
+    assert "| baseline: vader | 0.590 (0.54–0.64) |" in summary
+    assert "| multitask_float | 0.700 (0.65–0.75) |" in summary
+    assert "| personality_float | 0.600 | 0.600 (0.35–0.85) |" in summary
+
+
+def test_an_evaluation_written_before_the_intervals_still_loads_and_renders(tmp_path):
+    payload = _payload()
+    for candidate in (
+        *payload["baselines"]["sentiment"].values(),
+        payload["models"]["multitask_float"]["sentiment"],
+    ):
+        candidate.pop("accuracy_ci95")
+    payload["models"]["multitask_float"]["personality"].pop("per_trait_auc_ci95")
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps(payload))
+    summary = summary_markdown(load_evaluation(path))
+    assert "| baseline: vader | 0.590 |" in summary
+    assert "| multitask_float | 0.700 | 0.700 | 0.700 |" in summary
 
 
 @pytest.mark.parametrize(
@@ -352,6 +406,17 @@ def test_a_well_formed_evaluation_round_trips(tmp_path):
         (
             lambda p: p["baselines"]["personality"]["zero_shot"]["per_trait_auc"].pop("openness"),
             r"field baselines\.personality\.zero_shot\.per_trait_auc\.openness: missing",
+        ),
+        (
+            lambda p: p["baselines"]["sentiment"]["vader"].update(accuracy_ci95=[0.6, 0.5]),
+            r"field baselines\.sentiment\.vader\.accuracy_ci95: expected 0 <= low <= high <= 1",
+        ),
+        (
+            lambda p: p["models"]["multitask_float"]["personality"]["per_trait_auc_ci95"].update(
+                neuroticism=0.7
+            ),
+            r"field models\.multitask_float\.personality\.per_trait_auc_ci95\.neuroticism: "
+            r"expected \[low, high\]",
         ),
     ],
 )

@@ -401,6 +401,12 @@ def test_the_student_takes_the_multitask_slot_only_when_it_passes(
     assert (shipped_student_dir(records, "multitask_tflite") is not None) is ships
     if reason:
         assert any(reason in r for r in decision.reasons), decision.reasons
+    # the figures carry each model's 95 % interval from the evaluation, beside the point value
+    openness = decision.figures["per_trait_auc"]["openness"]
+    assert openness["student_ci95"] == pytest.approx([auc - 0.3, auc + 0.3])
+    assert openness["teacher_ci95"] == pytest.approx([0.4, 1.0])
+    golden = decision.figures["sentiment_accuracy"]["golden"]
+    assert golden["student_ci95"] == pytest.approx([accuracy - 0.03, accuracy + 0.03])
     # the manifest's lineage of the shipped multi-task model carries the decision and the
     # teacher, whichever of its two records the lineage is read from
     for slot in SLOTS:

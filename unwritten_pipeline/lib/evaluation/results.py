@@ -5,9 +5,12 @@
  "baselines": {"sentiment": {"majority": M, "vader": M, "zero_shot": M},
                "personality": {"zero_shot": P}},
  "models": {"<candidate>": {"sentiment": M | null, "personality": P | null, "test_split": {...}}}}
-M = {"accuracy": float, "macro_f1": float, "confusion": [[int]], "labels": [str]}
-P = {"mean_auc": float, "per_trait_auc": {trait: float}}
+M = {"accuracy": float, "macro_f1": float, "confusion": [[int]], "labels": [str],
+     "accuracy_ci95": [low, high]}
+P = {"mean_auc": float, "per_trait_auc": {trait: float}, "per_trait_auc_ci95": {trait: [low, high]}}
 ```
+The `_ci95` intervals (lib/evaluation/metrics.py) are optional on read: files written before
+they existed still load.
 Candidates: `multitask_float`, `multitask_tflite/<recipe>`, `personality_float`,
 `personality_tflite/<recipe>`, and the on-device student's `student_float`,
 `student_tflite/<recipe>`. Multi-task (and student) candidates always carry M;
@@ -63,9 +66,19 @@ class _Checker:
         if not isinstance(value["n"], int) or value["n"] <= 0:
             self.fail(f"{field}.n", f"expected a positive count, found {value['n']!r}")
 
+    def interval(self, value, field: str) -> None:
+        if not isinstance(value, list) or len(value) != 2:
+            self.fail(field, f"expected [low, high], found {value!r}")
+        for end in value:
+            self.number(end, field)
+        if not 0 <= value[0] <= value[1] <= 1:
+            self.fail(field, f"expected 0 <= low <= high <= 1, found {value!r}")
+
     def classification(self, value, field: str) -> None:
         self.mapping(value, field, ("accuracy", "macro_f1", "confusion", "labels"))
         self.number(value["accuracy"], f"{field}.accuracy")
+        if "accuracy_ci95" in value:
+            self.interval(value["accuracy_ci95"], f"{field}.accuracy_ci95")
         self.number(value["macro_f1"], f"{field}.macro_f1")
         labels = value["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -91,6 +104,11 @@ class _Checker:
         per_trait = self.mapping(value["per_trait_auc"], f"{field}.per_trait_auc", OCEAN)
         for trait in OCEAN:
             self.number(per_trait[trait], f"{field}.per_trait_auc.{trait}")
+        if "per_trait_auc_ci95" in value:
+            name = f"{field}.per_trait_auc_ci95"
+            intervals = self.mapping(value["per_trait_auc_ci95"], name, OCEAN)
+            for trait in OCEAN:
+                self.interval(intervals[trait], f"{name}.{trait}")
 
     def model(self, name: str, value) -> None:
         field = f"models.{name}"
@@ -158,27 +176,38 @@ def write_evaluation(path: Path, payload: dict) -> Path:
     return path
 
 
-def _r(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _r(value, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    return (
+        f"{value:.3f}" if interval is None else f"{value:.3f} ({interval[0]:.2f}–{interval[1]:.2f})"
+    )
+
+
+def _accuracy(m: dict) -> str:
+    return _r(m["accuracy"], m.get("accuracy_ci95"))
+
+
+def _trait_aucs(p: dict) -> list[str]:
+    intervals = p.get("per_trait_auc_ci95") or {}
+    return [_r(p["per_trait_auc"][t], intervals.get(t)) for t in OCEAN]
 
 
 def summary_markdown(payload: dict) -> str:
     """Golden-set tables: sentiment (baselines, then candidates) and personality AUC per trait."""
     sentiment_rows = [
-        (f"baseline: {name}", _r(m["accuracy"]), _r(m["macro_f1"]))
+        (f"baseline: {name}", _accuracy(m), _r(m["macro_f1"]))
         for name, m in payload["baselines"]["sentiment"].items()
     ]
     sentiment_rows += [
-        (name, _r(m["sentiment"]["accuracy"]), _r(m["sentiment"]["macro_f1"]))
+        (name, _accuracy(m["sentiment"]), _r(m["sentiment"]["macro_f1"]))
         for name, m in payload["models"].items()
         if m["sentiment"] is not None
     ]
     auc_rows = [("baseline: zero_shot", payload["baselines"]["personality"]["zero_shot"])]
     auc_rows += [(name, m["personality"]) for name, m in payload["models"].items()]
     personality_rows = [
-        (name, _r(p["mean_auc"]), *(_r(p["per_trait_auc"][t]) for t in OCEAN))
-        for name, p in auc_rows
-        if p is not None
+        (name, _r(p["mean_auc"]), *_trait_aucs(p)) for name, p in auc_rows if p is not None
     ]
     test_rows = []
     for name, m in payload["models"].items():
@@ -188,7 +217,7 @@ def summary_markdown(payload: dict) -> str:
             (
                 name,
                 s["n"] if s else 0,
-                _r(s["accuracy"]) if s else "-",
+                _accuracy(s) if s else "-",
                 p.get("n", 0),
                 _r(p.get("mae")),
                 _r(p.get("accuracy")),
@@ -199,8 +228,9 @@ def summary_markdown(payload: dict) -> str:
     return "\n\n".join(
         [
             f"### Golden sentiment set ({golden['sentiment']['n']} human-labelled texts)",
-            markdown_table(("model", "accuracy", "macro-F1"), sentiment_rows),
-            f"### Golden Big Five items ({items['n'] if items else 0} keyed items): AUC",
+            markdown_table(("model", "accuracy (95 % interval)", "macro-F1"), sentiment_rows),
+            f"### Golden Big Five items ({items['n'] if items else 0} keyed items): AUC "
+            "(95 % bootstrap interval over the items)",
             markdown_table(("model", "mean AUC", *OCEAN), personality_rows),
             "### Test split (synthetic data)",
             markdown_table(

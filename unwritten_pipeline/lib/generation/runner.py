@@ -58,6 +58,10 @@ class GenerationFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How one partition talks to the server: `parallel_requests` calls in flight, each retried
+    up to `max_retries` times after a backoff that doubles from `backoff_base_s` up to
+    `backoff_max_s`; the partition fails once more than `max_failure_ratio` of its batches do."""
+
     parallel_requests: int = 1
     max_retries: int = 3
     backoff_base_s: float = 1.0

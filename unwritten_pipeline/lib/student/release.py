@@ -108,25 +108,46 @@ def compare(teacher: dict, student: dict, limits: StudentThresholds) -> tuple[di
         if not t or not s:
             reasons.append(f"{where}: sentiment not scored for both models")
             continue
-        figures["sentiment_accuracy"][where] = {"teacher": t["accuracy"], "student": s["accuracy"]}
+        figures["sentiment_accuracy"][where] = {
+            "teacher": t["accuracy"],
+            "student": s["accuracy"],
+            **_intervals(t, s, "accuracy_ci95"),
+        }
         if s["accuracy"] < t["accuracy"] - limits.max_accuracy_drop:
             reasons.append(
                 f"{where} sentiment accuracy {s['accuracy']:.4f} < teacher {t['accuracy']:.4f} "
                 f"- {limits.max_accuracy_drop}"
             )
-    t_auc = (teacher.get("personality") or {}).get("per_trait_auc") or {}
-    s_auc = (student.get("personality") or {}).get("per_trait_auc") or {}
+    t_p, s_p = teacher.get("personality") or {}, student.get("personality") or {}
+    t_auc, s_auc = t_p.get("per_trait_auc") or {}, s_p.get("per_trait_auc") or {}
     for trait in OCEAN:
         if trait not in t_auc or trait not in s_auc:
             reasons.append(f"golden {trait} AUC not scored for both models")
             continue
-        figures["per_trait_auc"][trait] = {"teacher": t_auc[trait], "student": s_auc[trait]}
+        figures["per_trait_auc"][trait] = {
+            "teacher": t_auc[trait],
+            "student": s_auc[trait],
+            **_intervals(t_p, s_p, "per_trait_auc_ci95", trait),
+        }
         if s_auc[trait] < t_auc[trait] - limits.max_auc_drop:
             reasons.append(
                 f"golden {trait} AUC {s_auc[trait]:.4f} < teacher {t_auc[trait]:.4f} "
                 f"- {limits.max_auc_drop}"
             )
     return figures, reasons
+
+
+def _intervals(teacher: dict, student: dict, field: str, trait: str | None = None) -> dict:
+    """{"teacher_ci95", "student_ci95"} where the evaluation wrote them: how far apart two models
+    must be before a difference on this set means anything."""
+    intervals = {}
+    for name, figures in (("teacher", teacher), ("student", student)):
+        value = figures.get(field)
+        if trait is not None and isinstance(value, dict):
+            value = value.get(trait)
+        if value is not None:
+            intervals[f"{name}_ci95"] = value
+    return intervals
 
 
 def load_student_record(path: Path, asset: str) -> dict | None:
