@@ -141,6 +141,26 @@ def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
     return DistillSet(ids * mask, mask, teacher, {"sentiment": {0: 2, 1: 0}}, embeddings)
 
 
+def test_lazy_embedding_moves_only_the_rows_a_batch_used():
+    """Pieces 40-47 occur once each, in one text: with lazy updates each of their rows takes
+    exactly one Adam step (at most lr per element); dense AdamW keeps moving them on momentum
+    in the steps after. Rows no batch used (48-59) stay put either way."""
+    data = _random_distill_set(64, 40, 10)  # ids 5-39 everywhere
+    data.input_ids[:8, 0] = np.arange(40, 48)
+    data.attention_mask[:8, 0] = 1
+    config = StudentTrainConfig(epochs=1, bits=None, batch_size=8, hard_weight=0.0)
+    largest_step = {}
+    for lazy in (False, True):
+        model = _small_student()
+        start = model.embedding.weight.detach().clone()
+        train_student(model, data, dataclasses.replace(config, lazy_embedding=lazy), log=print)
+        after = model.embedding.weight.detach()
+        assert torch.equal(after[48:], start[48:])
+        largest_step[lazy] = float((after[40:48] - start[40:48]).abs().max())
+    assert 0 < largest_step[True] <= config.lr * 1.0001
+    assert largest_step[False] > 1.5 * config.lr, largest_step
+
+
 def test_the_evaluation_runs_the_student_as_it_runs_the_teacher(teacher_tokenizer, tmp_path):
     """model_evaluation scores `student_float` through the teacher's runner (length-sorted
     batches, embed then answer): the outputs must be the exported module's own."""
