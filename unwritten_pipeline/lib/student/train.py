@@ -37,10 +37,10 @@ class StudentTrainConfig:
     embedding_weight: float = 10.0
     grad_clip: float = 1.0
     embedding_lr_scale: float = 1.0  # 0 keeps the teacher-initialised token vectors frozen
-    # rows of the embedding table that a batch does not use stay put (lazy Adam, as TF's
-    # LazyAdam / torch's SparseAdam); dense AdamW keeps moving them on stale momentum, so a
-    # rare piece drifted for dozens of steps after each batch it was in (docs/student.md:
-    # +2 to +4.5 points golden sentiment over three seeds)
+    # rows of the embedding table that a batch does not use stay put (the idea of TF's LazyAdam
+    # and torch's SparseAdam; their moments still decay here); dense AdamW keeps moving them on
+    # stale momentum, so a rare piece drifted for dozens of steps after each batch it was in
+    # (docs/student.md: +2 to +4.5 points golden sentiment over three seeds)
     lazy_embedding: bool = True
     seed: int = 0
 
