@@ -56,10 +56,10 @@ from unwritten_pipeline.lib.student.vocab import (
 
 MIN_TEXTS = 100
 GENERAL_TURNS = 30_000  # packaged conversation turns distilled on beside the project's text
-# the most frequent word pieces kept. With dense Adam 5,000 beat 8,000 and all 14,179 seen (rare
-# pieces drifted on stale momentum); with lazy updates all 9,714 pieces of the demo's texts beat
-# 5,000 (mean AUC 0.75 vs 0.64) at ~2 MB for the INT4 file (docs/student.md)
-MAX_VOCAB = 10_000
+# the most frequent word pieces kept: measured on the golden sets, 5,000 beat 8,000 and all
+# 14,179 seen (rare pieces drift on dense Adam's stale momentum; with `lazy_embedding` all pieces
+# do better, see docs/student.md)
+MAX_VOCAB = 5_000
 
 
 class TooFewTextsError(ValueError):

@@ -37,11 +37,11 @@ class StudentTrainConfig:
     embedding_weight: float = 10.0
     grad_clip: float = 1.0
     embedding_lr_scale: float = 1.0  # 0 keeps the teacher-initialised token vectors frozen
-    # rows of the embedding table that a batch does not use stay put (the idea of TF's LazyAdam
-    # and torch's SparseAdam; their moments still decay here); dense AdamW keeps moving them on
-    # stale momentum, so a rare piece drifted for dozens of steps after each batch it was in
-    # (docs/student.md: +2 to +4.5 points golden sentiment over three seeds)
-    lazy_embedding: bool = True
+    # true: rows of the embedding table that a batch does not use stay put (the idea of TF's
+    # LazyAdam and torch's SparseAdam; their moments still decay here); dense AdamW keeps moving
+    # them on stale momentum. Measured (docs/student.md): +1 to +5 points golden sentiment at
+    # 10,000 general turns, -2 to -3 at the default 30,000, so off by default
+    lazy_embedding: bool = False
     seed: int = 0
 
     def __post_init__(self):
