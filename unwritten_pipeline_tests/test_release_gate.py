@@ -10,21 +10,7 @@ import os
 import pytest
 
 from unwritten_pipeline.cli import main
-from unwritten_pipeline.lib.export import gate
-from unwritten_pipeline.lib.export.lineage import (
-    LineageError,
-    export_record,
-    load_record,
-    release_lineage,
-    stale_reason,
-)
-from unwritten_pipeline.lib.export.release import (
-    ReleaseError,
-    approve_release,
-    build_release,
-    latest_release,
-    verify_release,
-)
+from unwritten_pipeline.lib.export import gate, lineage, release
 from unwritten_pipeline.lib.export.release_diff import release_diff
 from unwritten_pipeline.lib.storage.files import read_json
 from unwritten_pipeline.lib.storage.layout import Layout
@@ -161,7 +147,7 @@ def _release(tmp_path, promote=False, payload=b"model", **kw):
     (src / "pkg.mlpackage" / "Data").mkdir(parents=True, exist_ok=True)
     (src / "pkg.mlpackage" / "Data" / "weights.bin").write_bytes(payload)
     (src / "m.tflite").write_bytes(payload + b"-tflite")
-    return build_release(
+    return release.build_release(
         tmp_path / "releases",
         {"m.tflite": src / "m.tflite", "pkg.mlpackage": src / "pkg.mlpackage"},
         interface={"outputs": ["sentiment"]},
@@ -180,7 +166,7 @@ def test_release_files_are_readable_strict_json_and_packages_are_hashed(tmp_path
         directory = _release(tmp_path)
     finally:
         os.umask(0o022)
-    assert verify_release(directory) == []
+    assert release.verify_release(directory) == []
     for path in [directory, *directory.rglob("*")]:
         assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
     manifest_text = (directory / "manifest.json").read_text()
@@ -192,11 +178,12 @@ def test_release_files_are_readable_strict_json_and_packages_are_hashed(tmp_path
     assert manifest["metrics"]["score"] is None and manifest["promoted"] is False
     assert manifest["files"]["pkg.mlpackage"]["kind"] == "directory"
     (directory / "pkg.mlpackage" / "Data" / "weights.bin").write_bytes(b"tampered")
-    problems = verify_release(directory)
+    problems = release.verify_release(directory)
     assert any("pkg.mlpackage: sha256" in p for p in problems)
     os.chmod(directory / "m.tflite", 0o600)
     assert any(
-        "m.tflite: not readable by others (mode 600)" in p for p in verify_release(directory)
+        "m.tflite: not readable by others (mode 600)" in p
+        for p in release.verify_release(directory)
     )
 
 
@@ -204,33 +191,33 @@ def test_a_corrupt_manifest_is_named_by_verify_release_and_release_diff(tmp_path
     good = _release(tmp_path)
     bad = _release(tmp_path)
     (bad / "manifest.json").write_text('{"version": "1.0.1", "files": {')
-    assert verify_release(bad)[0].startswith(f"{bad / 'manifest.json'}: not valid JSON")
+    assert release.verify_release(bad)[0].startswith(f"{bad / 'manifest.json'}: not valid JSON")
     assert main(["verify-release", str(bad)]) == 1
     assert main(["release-diff", str(good), str(bad)]) == 1
     assert f"FAIL  {bad / 'manifest.json'}: not valid JSON" in capsys.readouterr().out
     (bad / "manifest.json").write_text('{"version": "1.0.1", "files": {}}')
-    assert verify_release(bad) == [f"{bad / 'manifest.json'}: field 'lineage' is missing"]
+    assert release.verify_release(bad) == [f"{bad / 'manifest.json'}: field 'lineage' is missing"]
     assert main(["release-diff", str(good), str(tmp_path / "nowhere")]) == 1
     assert "manifest.json: missing" in capsys.readouterr().out
 
 
 def test_approve_needs_a_reason_records_who_and_when_and_respects_blocked_checks(tmp_path):
     directory = _release(tmp_path)
-    with pytest.raises(ReleaseError, match="approval needs a reason"):
-        approve_release(directory, "   ", "ann", [])
-    with pytest.raises(ReleaseError, match="cannot be approved, export_parity failed"):
-        approve_release(directory, "ship it", "ann", ["export_parity"])
-    assert latest_release(tmp_path / "releases") is None
-    manifest = approve_release(directory, "size waived for beta", "ann", [])
+    with pytest.raises(release.ReleaseError, match="approval needs a reason"):
+        release.approve_release(directory, "   ", "ann", [])
+    with pytest.raises(release.ReleaseError, match="cannot be approved, export_parity failed"):
+        release.approve_release(directory, "ship it", "ann", ["export_parity"])
+    assert release.latest_release(tmp_path / "releases") is None
+    manifest = release.approve_release(directory, "size waived for beta", "ann", [])
     assert manifest["promoted"] is True and manifest["approval"]["by"] == "ann"
     assert manifest["approval"]["reason"] == "size waived for beta" and manifest["approval"]["at"]
     assert read_json(directory / "manifest.json")["approval"] == manifest["approval"]
-    assert latest_release(tmp_path / "releases") == directory
-    assert verify_release(directory) == []
+    assert release.latest_release(tmp_path / "releases") == directory
+    assert release.verify_release(directory) == []
 
 
 def test_release_diff_shows_files_gate_scores_and_partition_changes(tmp_path, capsys):
-    def lineage(parts, splits):
+    def lineage_of(parts, splits):
         return {
             "training_splits_version": splits,
             "soft_labels_version": "sl1",
@@ -243,7 +230,7 @@ def test_release_diff_shows_files_gate_scores_and_partition_changes(tmp_path, ca
 
     a = _release(
         tmp_path,
-        lineage=lineage([("sentiment|2026-11-21", "d1"), ("sentiment|2026-11-20", "d0")], "s1"),
+        lineage=lineage_of([("sentiment|2026-11-21", "d1"), ("sentiment|2026-11-20", "d0")], "s1"),
         extra={
             "gate": {"golden_quality": {"passed": False}},
             "evaluation": {"scores": {"multitask.sentiment.macro_f1": 0.6}},
@@ -252,7 +239,7 @@ def test_release_diff_shows_files_gate_scores_and_partition_changes(tmp_path, ca
     b = _release(
         tmp_path,
         payload=b"retrained",
-        lineage=lineage([("sentiment|2026-11-21", "d2"), ("sentiment|2026-11-22", "d3")], "s2"),
+        lineage=lineage_of([("sentiment|2026-11-21", "d2"), ("sentiment|2026-11-22", "d3")], "s2"),
         extra={
             "gate": {"golden_quality": {"passed": True}},
             "evaluation": {"scores": {"multitask.sentiment.macro_f1": 0.7}},
@@ -287,7 +274,7 @@ def test_export_records_go_stale_and_the_lineage_comes_only_from_records(tmp_pat
     }
 
     def record(path, files):
-        return export_record(
+        return lineage.export_record(
             path,
             asset=path.stem,
             run_id="export-run",
@@ -300,25 +287,27 @@ def test_export_records_go_stale_and_the_lineage_comes_only_from_records(tmp_pat
         )
 
     tflite = record(tmp_path / "multitask_tflite.json", {"multitask.tflite": shipped})
-    assert load_record(tmp_path / "multitask_tflite.json", "multitask_tflite") == tflite
-    assert stale_reason(tflite) is None
-    lineage = release_lineage({"multitask_tflite": tflite})
-    assert lineage["training_splits_version"] == "splits-1"
-    assert lineage["generation_partitions"][0]["partition_key"] == "sentiment|2026-11-21"
-    assert lineage["assets"]["multitask_model"] == {
+    assert lineage.load_record(tmp_path / "multitask_tflite.json", "multitask_tflite") == tflite
+    assert lineage.stale_reason(tflite) is None
+    built = lineage.release_lineage({"multitask_tflite": tflite})
+    assert built["training_splits_version"] == "splits-1"
+    assert built["generation_partitions"][0]["partition_key"] == "sentiment|2026-11-21"
+    assert built["assets"]["multitask_model"] == {
         "data_version": tflite["model"]["weights_sha256"][:24],
         "code_version": "1",
         "run_id": "train-run",
     }
-    assert lineage["assets"]["multitask_tflite"]["run_id"] == "export-run"
+    assert built["assets"]["multitask_tflite"]["run_id"] == "export-run"
 
     shipped.write_bytes(b"tflite-2")
-    assert "changed since the export that checked it" in stale_reason(tflite)
+    assert "changed since the export that checked it" in lineage.stale_reason(tflite)
     shipped.write_bytes(b"tflite-1")
     weights.write_bytes(b"weights-2")  # retrained after the export
-    assert "multitask_model was retrained since this export" in stale_reason(tflite)
+    assert "multitask_model was retrained since this export" in lineage.stale_reason(tflite)
     coreml = record(tmp_path / "multitask_coreml.json", {"multitask.tflite": shipped})
-    with pytest.raises(LineageError, match="different multitask_model trainings"):
-        release_lineage({"multitask_tflite": tflite, "multitask_coreml": coreml})
-    with pytest.raises(LineageError, match="personality_tflite has written no release record"):
-        load_record(tmp_path / "personality_tflite.json", "personality_tflite")
+    with pytest.raises(lineage.LineageError, match="different multitask_model trainings"):
+        lineage.release_lineage({"multitask_tflite": tflite, "multitask_coreml": coreml})
+    with pytest.raises(
+        lineage.LineageError, match="personality_tflite has written no release record"
+    ):
+        lineage.load_record(tmp_path / "personality_tflite.json", "personality_tflite")

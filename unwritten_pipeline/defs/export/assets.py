@@ -14,7 +14,12 @@ from unwritten_pipeline.defs.export.keys import (
     PROBE_TEXTS,
     STAGE,
 )
-from unwritten_pipeline.defs.export.records import record_export
+from unwritten_pipeline.defs.export.records import (
+    multitask_parity_passed,
+    numeric,
+    recipes_table,
+    ship_litert,
+)
 from unwritten_pipeline.lib.export.bundle import (
     export_multitask,
     export_personality,
@@ -31,8 +36,7 @@ from unwritten_pipeline.lib.export.tflite import (
 from unwritten_pipeline.lib.inputs import probe_texts_version
 from unwritten_pipeline.lib.personality.artifacts import load_deployment
 from unwritten_pipeline.lib.personality.fusechat import SourceError, load_cache
-from unwritten_pipeline.lib.report import markdown_table
-from unwritten_pipeline.lib.storage.files import read_json, sha256_file
+from unwritten_pipeline.lib.storage.files import read_json
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, PERSONALITY_MODEL
 from unwritten_pipeline.resources.storage import ArtifactStore
 
@@ -94,7 +98,7 @@ def personality_tflite(
     embeddings = cache.embeddings[-config.parity_samples :].astype(np.float32)
     results = {r: personality_parity(model, TFLiteRunner(p), embeddings) for r, p in paths.items()}
     shipped = results[config.recipe]
-    table = _recipes_table(
+    table = recipes_table(
         paths,
         results,
         {"min cosine": ("cosine_min", 5), "top-5 agreement": ("top5_agreement", 4)},
@@ -103,15 +107,16 @@ def personality_tflite(
         shipped["cosine_min"] >= config.min_cosine
         and shipped["probability_mae_diff"] <= config.max_mae_difference
     )
-    return _ship(
+    return ship_litert(
         context,
         store,
         config.recipe,
+        check_name=PARITY,
         model=PERSONALITY_MODEL,
         files={"personality.tflite": paths[config.recipe]},
         recipes_table=table,
-        parity={"passed": passed, **_numbers(shipped)},
-        check=_numbers(shipped)
+        parity={"passed": passed, **numeric(shipped)},
+        check=numeric(shipped)
         | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference}
         | _size_budget(paths[config.recipe], config.max_bytes),
     )
@@ -156,7 +161,7 @@ def multitask_tflite(
     inputs = tokenize(tokenizer, _validation_texts(store, config.parity_samples), config.max_length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     shipped = results[config.recipe]
-    table = _recipes_table(
+    table = recipes_table(
         paths,
         results,
         {
@@ -165,22 +170,19 @@ def multitask_tflite(
             "personality MAE diff": ("personality_mae_diff", 5),
         },
     )
-    passed = (
-        shipped["cosine_min"] >= config.min_cosine
-        and shipped["sentiment_agreement"] >= config.min_argmax_agreement
-        and shipped["personality_mae_diff"] <= config.max_mae_difference
-    )
-    return _ship(
+    passed = multitask_parity_passed(shipped, config)
+    return ship_litert(
         context,
         store,
         config.recipe,
+        check_name=PARITY,
         model=MULTITASK_MODEL,
         files={
             "multitask.tflite": paths[config.recipe],
             "tokenizer_vocab.json": out_dir / "tokenizer_vocab.json",
         },
         recipes_table=table,
-        parity={"passed": passed, **_numbers(shipped)},
+        parity={"passed": passed, **numeric(shipped)},
         check={
             key: shipped[key]
             for key in ("cosine_min", "sentiment_agreement", "personality_mae_diff", "n")
@@ -198,69 +200,6 @@ def _recipes(config: "PersonalityExportConfig | MultiTaskExportConfig") -> list[
         raise dg.Failure(description=str(exc)) from exc
 
 
-def _recipes_table(
-    paths: dict[str, Path], results: dict[str, dict], columns: dict[str, tuple[str, int]]
-) -> str:
-    """Markdown: each recipe's file size in MB and the parity figures `columns` names
-    (header → (result key, decimals))."""
-    rows = [
-        (
-            recipe,
-            round(path.stat().st_size / 1e6, 3),
-            *(round(results[recipe][key], decimals) for key, decimals in columns.values()),
-        )
-        for recipe, path in paths.items()
-    ]
-    return markdown_table(("recipe", "MB", *columns), rows)
-
-
-def _ship(
-    context: dg.AssetExecutionContext,
-    store: ArtifactStore,
-    recipe: str,
-    *,
-    model: str,
-    files: dict[str, Path],
-    recipes_table: str,
-    parity: dict,
-    check: dict,
-) -> dg.MaterializeResult:
-    """Record what the export ships (`files`, the LiteRT model first, beside its
-    model_config.json) for the release, then report the shipped file: metadata, data version and
-    the blocking parity check (`parity["passed"]`, `check` its metadata)."""
-    shipped = next(iter(files.values()))
-    record_export(
-        context,
-        store,
-        files=files,
-        parity=parity,
-        model=model,
-        interface={
-            "recipe": recipe,
-            "model_config": read_json(shipped.parent / "model_config.json"),
-        },
-    )
-    sha256 = sha256_file(shipped)
-    return dg.MaterializeResult(
-        metadata={
-            "recipe": recipe,
-            "recipes": dg.MetadataValue.md(recipes_table),
-            "path": dg.MetadataValue.path(str(shipped)),
-            "bytes": shipped.stat().st_size,
-            "sha256": sha256,
-        },
-        data_version=dg.DataVersion(sha256[:24]),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=PARITY,
-                passed=parity["passed"],
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata=check,
-            )
-        ],
-    )
-
-
 def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
     """Validation-split texts, topped up with the fixed probes when the split is small."""
     import pandas as pd
@@ -268,7 +207,3 @@ def _validation_texts(store: ArtifactStore, limit: int) -> list[str]:
     path = store.layout.splits_dir / "validation.parquet"
     texts = pd.read_parquet(path)["text"].tolist()[:limit] if path.is_file() else []
     return texts + read_json(store.probe_texts_path)["texts"][: max(0, limit - len(texts))]
-
-
-def _numbers(figures: dict) -> dict:
-    return {k: v for k, v in figures.items() if isinstance(v, int | float)}

@@ -11,6 +11,8 @@ from unwritten_pipeline.lib.export.lineage import (
     trained_model_lineage,
     training_record,
 )
+from unwritten_pipeline.lib.report import markdown_table
+from unwritten_pipeline.lib.storage.files import read_json, sha256_file
 from unwritten_pipeline.resources.storage import ArtifactStore
 
 
@@ -56,3 +58,82 @@ def consumed_splits(store: ArtifactStore) -> dict:
         return {"training_splits": splits_lineage(store.layout)}
     except SplitsNotBuiltError as exc:
         raise dg.Failure(description=str(exc)) from exc
+
+
+def recipes_table(
+    paths: dict[str, Path], results: dict[str, dict], columns: dict[str, tuple[str, int]]
+) -> str:
+    """Markdown: each recipe's file size in MB and the parity figures `columns` names
+    (header → (result key, decimals))."""
+    rows = [
+        (
+            recipe,
+            round(path.stat().st_size / 1e6, 3),
+            *(round(results[recipe][key], decimals) for key, decimals in columns.values()),
+        )
+        for recipe, path in paths.items()
+    ]
+    return markdown_table(("recipe", "MB", *columns), rows)
+
+
+def ship_litert(
+    context: dg.AssetExecutionContext,
+    store: ArtifactStore,
+    recipe: str,
+    *,
+    check_name: str,
+    model: str,
+    files: dict[str, Path],
+    recipes_table: str,
+    parity: dict,
+    check: dict,
+) -> dg.MaterializeResult:
+    """Record what the export ships (`files`, the LiteRT model first, beside its
+    model_config.json) for the release, then report the shipped file: metadata, data version and
+    its parity check `check_name` (`parity["passed"]`, `check` its metadata)."""
+    shipped = next(iter(files.values()))
+    record_export(
+        context,
+        store,
+        files=files,
+        parity=parity,
+        model=model,
+        interface={
+            "recipe": recipe,
+            "model_config": read_json(shipped.parent / "model_config.json"),
+        },
+    )
+    sha256 = sha256_file(shipped)
+    return dg.MaterializeResult(
+        metadata={
+            "recipe": recipe,
+            "recipes": dg.MetadataValue.md(recipes_table),
+            "path": dg.MetadataValue.path(str(shipped)),
+            "bytes": shipped.stat().st_size,
+            "sha256": sha256,
+        },
+        data_version=dg.DataVersion(sha256[:24]),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=check_name,
+                passed=parity["passed"],
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata=check,
+            )
+        ],
+    )
+
+
+def multitask_parity_passed(figures: dict, limits) -> bool:
+    """A multi-task export's `multitask_parity` figures within `limits` (min_cosine,
+    min_argmax_agreement, max_mae_difference: the export's run config)."""
+    return (
+        figures["cosine_min"] >= limits.min_cosine
+        and figures["sentiment_agreement"] >= limits.min_argmax_agreement
+        and figures["personality_mae_diff"] <= limits.max_mae_difference
+    )
+
+
+def numeric(figures: dict) -> dict:
+    """The numbers among a parity result's figures: what records and check metadata carry."""
+    return {k: v for k, v in figures.items() if isinstance(v, int | float)}

@@ -112,8 +112,8 @@ def fusechat_soft_labels(
         tokens.sha256,
         encoder.identity.as_dict(),
         source.identity(),
-        config.max_samples,
-        config.temperature,
+        max_samples=config.max_samples,
+        temperature=config.temperature,
     )
     stats = SourceStats()
 

@@ -2,6 +2,7 @@
 (its LiteRT exports with the blocking parity check); see docs/student.md."""
 
 from dataclasses import fields
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -10,8 +11,12 @@ from pydantic import Field
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
 from unwritten_pipeline.defs.export.records import (
     consumed_splits,
+    multitask_parity_passed,
+    numeric,
+    recipes_table,
     record_export,
     record_training,
+    ship_litert,
 )
 from unwritten_pipeline.defs.run_config import run_config_class
 from unwritten_pipeline.defs.stage import Stage
@@ -218,84 +223,48 @@ def student_tflite(
     PyTorch module it was converted from (cosine per head, sentiment argmax, personality MAE),
     and its sentiment argmax vs the float student's before QAT (`float_agreement`: QAT is what
     makes them agree)."""
-    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    model_dir, (module, float_module, tokenizer, student_config) = _trained_student(store)
     out_dir = store.layout.export_dir(STUDENT_EXPORT)
-    try:
-        module, float_module, tokenizer, student_config = student_modules(model_dir)
-    except StudentFileError as exc:
-        raise dg.Failure(description=str(exc)) from exc
     length = student_config["model"]["max_length"]
     recipes = student_recipes(student_config)
     recipe = recipes[0]  # shipped
     paths = export_student(model_dir, out_dir, recipes, length)
     inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
-    results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     float_outputs = torch_multitask(float_module, inputs)
-    agreement = {
-        r: argmax_agreement(run_multitask(TFLiteRunner(p), inputs), float_outputs)
-        for r, p in paths.items()
-    }
-    shipped = results[recipe]
-    parity_passed = (
-        shipped["cosine_min"] >= config.min_cosine
-        and shipped["sentiment_agreement"] >= config.min_argmax_agreement
-        and shipped["personality_mae_diff"] <= config.max_mae_difference
+    results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
+    for r, p in paths.items():
+        outputs = run_multitask(TFLiteRunner(p), inputs)
+        results[r]["float_agreement"] = argmax_agreement(outputs, float_outputs)
+    shipped = numeric(results[recipe])
+    passed = (
+        multitask_parity_passed(shipped, config)
         and shipped["n"] >= config.parity_texts
+        and shipped["float_agreement"] >= config.min_argmax_agreement
     )
-    agreement_passed = agreement[recipe] >= config.min_argmax_agreement
-    record_export(
+    table = recipes_table(
+        paths,
+        results,
+        {
+            "min cosine": ("cosine_min", 5),
+            "argmax vs PyTorch": ("sentiment_agreement", 4),
+            "argmax vs float": ("float_agreement", 4),
+            "MAE diff": ("personality_mae_diff", 5),
+        },
+    )
+    return ship_litert(
         context,
         store,
+        recipe,
+        check_name=PARITY,
         model=MULTITASK_STUDENT,
         files={
             "multitask.tflite": paths[recipe],
             TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
             VOCAB_FILE: out_dir / VOCAB_FILE,
         },
-        parity={
-            "passed": parity_passed and agreement_passed,
-            "float_agreement": agreement[recipe],
-            **_numbers(shipped),
-        },
-        interface={
-            "recipe": recipe,
-            "model_config": read_json(out_dir / "model_config.json"),
-        },
-    )
-    rows = [
-        (
-            r,
-            round(p.stat().st_size / 1e6, 3),
-            round(results[r]["cosine_min"], 5),
-            round(results[r]["sentiment_agreement"], 4),
-            round(agreement[r], 4),
-            round(results[r]["personality_mae_diff"], 5),
-        )
-        for r, p in paths.items()
-    ]
-    header = ("recipe", "MB", "min cosine", "argmax vs PyTorch", "argmax vs float", "MAE diff")
-    sha256 = sha256_file(paths[recipe])
-    return dg.MaterializeResult(
-        metadata={
-            "recipe": recipe,
-            "recipes": dg.MetadataValue.md(markdown_table(header, rows)),
-            "path": dg.MetadataValue.path(str(paths[recipe])),
-            "bytes": paths[recipe].stat().st_size,
-            "sha256": sha256,
-        },
-        data_version=dg.DataVersion(sha256[:24]),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=PARITY,
-                passed=parity_passed and agreement_passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    **_numbers(shipped),
-                    "float_agreement": dg.MetadataValue.float(agreement[recipe]),
-                    "min_argmax_agreement": dg.MetadataValue.float(config.min_argmax_agreement),
-                },
-            )
-        ],
+        recipes_table=table,
+        parity={"passed": passed, **shipped},
+        check={**shipped, "min_argmax_agreement": config.min_argmax_agreement},
     )
 
 
@@ -314,11 +283,7 @@ def student_coreml_package(
     `multitask_int4.mlpackage` in a release); inputs and outputs as the LiteRT file. The
     `weights_parity` check runs the package's decompressed weights in PyTorch against the
     student (Core ML prediction needs Apple hardware)."""
-    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
-    try:
-        module, _, tokenizer, student_config = student_modules(model_dir)
-    except StudentFileError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+    _, (module, _, tokenizer, student_config) = _trained_student(store)
     length = student_config["model"]["max_length"]
     bits = shipped_bits(student_config)
     path = student_coreml(
@@ -339,7 +304,7 @@ def student_coreml_package(
         store,
         model=MULTITASK_STUDENT,
         files={release_name: path},
-        parity={"passed": passed, "kind": "decompressed weights in PyTorch", **_numbers(parity)},
+        parity={"passed": passed, "kind": "decompressed weights in PyTorch", **numeric(parity)},
         interface={release_name: coreml_interface(path, "iOS18")},
     )
     return dg.MaterializeResult(
@@ -353,10 +318,19 @@ def student_coreml_package(
                 check_name=WEIGHTS_PARITY,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={**_numbers(parity), "n": len(inputs["input_ids"])},
+                metadata={**numeric(parity), "n": len(inputs["input_ids"])},
             )
         ],
     )
+
+
+def _trained_student(store: ArtifactStore) -> tuple[Path, tuple]:
+    """The student's directory and `student_modules`; a missing or broken file fails the run."""
+    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    try:
+        return model_dir, student_modules(model_dir)
+    except StudentFileError as exc:
+        raise dg.Failure(description=str(exc)) from exc
 
 
 def _parity_texts(store: ArtifactStore, count: int) -> list[str]:
@@ -368,7 +342,3 @@ def _parity_texts(store: ArtifactStore, count: int) -> list[str]:
     if len(texts) < count:
         texts += fusechat_texts(store.layout.soft_labels_dir)
     return texts[:count]
-
-
-def _numbers(figures: dict) -> dict:
-    return {k: v for k, v in figures.items() if isinstance(v, int | float)}

@@ -310,24 +310,11 @@ def human_turns(rows: Iterable[dict[str, Any]], max_samples: int) -> list[str]:
     return texts
 
 
-def cache_version(
-    tokens_sha256: str,
-    encoder: dict[str, Any],
-    source_identity: str,
-    max_samples: int,
-    temperature: float,
-) -> str:
-    """Changes exactly when an input of the cache changes."""
-    key = json.dumps(
-        {
-            "tokens": tokens_sha256,
-            "encoder": [encoder["name"], encoder["revision"]],
-            "source": source_identity,
-            "max_samples": max_samples,
-            "temperature": temperature,
-        },
-        sort_keys=True,
-    )
+def cache_version(tokens_sha256: str, encoder: dict, source: str, **settings: float) -> str:
+    """Changes exactly when an input of the cache changes: the token list, the encoder's name and
+    revision, the source's identity and each setting (max_samples, temperature)."""
+    inputs = {"tokens": tokens_sha256, "encoder": [encoder["name"], encoder["revision"]]}
+    key = json.dumps({**inputs, "source": source, **settings}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
