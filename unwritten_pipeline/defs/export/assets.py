@@ -114,7 +114,7 @@ def personality_tflite(
         check_name=PARITY,
         model=PERSONALITY_MODEL,
         files={"personality.tflite": paths[config.recipe]},
-        recipes_table=table,
+        table=table,
         parity={"passed": passed, **numeric(shipped)},
         check=numeric(shipped)
         | {"min_cosine": config.min_cosine, "max_mae_difference": config.max_mae_difference}
@@ -181,7 +181,7 @@ def multitask_tflite(
             "multitask.tflite": paths[config.recipe],
             "tokenizer_vocab.json": out_dir / "tokenizer_vocab.json",
         },
-        recipes_table=table,
+        table=table,
         parity={"passed": passed, **numeric(shipped)},
         check={
             key: shipped[key]

@@ -60,8 +60,9 @@ def personality_coreml(
 ) -> dg.MaterializeResult:
     """Core ML for iOS: the frozen backbone as ML Programs (fp16 and 4-bit palettized, iOS 17) with
     the token labels in their metadata, and the 512→325 head as an updatable NeuralNetwork
-    .mlmodel (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by running the
-    decompressed weights in PyTorch; prediction and updates themselves need Apple hardware.
+    .mlmodel (inner product + sigmoid, MSE, Adam/SGD). Verified by reloading the specs and by
+    running the decompressed weights in PyTorch; prediction and updates themselves need Apple
+    hardware.
     """
     model, config_json = load_deployment(store.layout.model_dir(PERSONALITY_MODEL))
     try:

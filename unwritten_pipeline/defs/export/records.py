@@ -1,5 +1,6 @@
 """Glue between a model or export asset and the records the release reads
-(lib/export/lineage.py)."""
+(lib/export/lineage.py), and the steps every LiteRT export ends with: its recipes table, its
+parity verdict, its record and its materialization."""
 
 from pathlib import Path
 
@@ -84,13 +85,14 @@ def ship_litert(
     check_name: str,
     model: str,
     files: dict[str, Path],
-    recipes_table: str,
+    table: str,
     parity: dict,
     check: dict,
 ) -> dg.MaterializeResult:
     """Record what the export ships (`files`, the LiteRT model first, beside its
-    model_config.json) for the release, then report the shipped file: metadata, data version and
-    its parity check `check_name` (`parity["passed"]`, `check` its metadata)."""
+    model_config.json) for the release, then report the shipped file: metadata (`table`: the
+    compared recipes), data version and its parity check `check_name` (`parity["passed"]`,
+    `check` its metadata)."""
     shipped = next(iter(files.values()))
     record_export(
         context,
@@ -107,7 +109,7 @@ def ship_litert(
     return dg.MaterializeResult(
         metadata={
             "recipe": recipe,
-            "recipes": dg.MetadataValue.md(recipes_table),
+            "recipes": dg.MetadataValue.md(table),
             "path": dg.MetadataValue.path(str(shipped)),
             "bytes": shipped.stat().st_size,
             "sha256": sha256,

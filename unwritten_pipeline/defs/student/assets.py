@@ -262,7 +262,7 @@ def student_tflite(
             TOKENIZER_VOCAB: out_dir / TOKENIZER_VOCAB,
             VOCAB_FILE: out_dir / VOCAB_FILE,
         },
-        recipes_table=table,
+        table=table,
         parity={"passed": passed, **shipped},
         check={**shipped, "min_argmax_agreement": config.min_argmax_agreement},
     )
