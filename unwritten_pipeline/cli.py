@@ -38,7 +38,7 @@ DEMO_PERSONALITY = {
     "personality_model": {"config": {"batch_size": 64}},
 }
 
-# The demo's student distils on 10,000 packaged conversation turns instead of 30,000: a third of
+# The demo's student distils on 10,000 packaged conversation turns instead of 60,000: a sixth of
 # the teacher's answering and of the training time (figures in docs/student.md).
 DEMO_STUDENT = {"multitask_student": {"config": {"general_turns": 10_000}}}
 

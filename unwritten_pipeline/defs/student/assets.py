@@ -231,10 +231,11 @@ def student_tflite(
     paths = export_student(model_dir, out_dir, recipes, length)
     inputs = tokenize(tokenizer, _parity_texts(store, config.parity_texts), length)
     float_outputs = torch_multitask(float_module, inputs)
-    results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
+    results = {}
     for r, p in paths.items():
-        outputs = run_multitask(TFLiteRunner(p), inputs)
-        results[r]["float_agreement"] = argmax_agreement(outputs, float_outputs)
+        runner = TFLiteRunner(p)
+        agreement = argmax_agreement(run_multitask(runner, inputs), float_outputs)
+        results[r] = {**multitask_parity(module, runner, inputs), "float_agreement": agreement}
     shipped = numeric(results[recipe])
     passed = (
         multitask_parity_passed(shipped, config)

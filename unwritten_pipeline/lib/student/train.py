@@ -23,7 +23,7 @@ QAT_BITS = (4, 8)  # the bits the student's exports have a LiteRT recipe for (ex
 
 @dataclass(frozen=True)
 class StudentTrainConfig:
-    # float distillation; 10 epochs of ~30,000 texts (docs/student.md: 20 were no better)
+    # float distillation; 10 epochs of ~60,000 texts (docs/student.md: 20 were no better)
     epochs: int = 10
     qat_epochs: int = 5  # then with fake-quantized weights, learning the float student's outputs
     bits: int | None = 4  # None: no QAT (float training only)
@@ -40,7 +40,7 @@ class StudentTrainConfig:
     # true: rows of the embedding table that a batch does not use stay put (the idea of TF's
     # LazyAdam and torch's SparseAdam; their moments still decay here); dense AdamW keeps moving
     # them on stale momentum. Measured (docs/student.md): +1 to +5 points golden sentiment at
-    # 10,000 general turns, -2 to -3 at the default 30,000, so off by default
+    # 10,000 general turns, -2 to -3 at 30,000, so off by default
     lazy_embedding: bool = False
     seed: int = 0
 
