@@ -1,6 +1,7 @@
 """The whole chain offline on CPU with the DEFAULT shipped recipes: models → exports → parity →
-benchmark → release gate, then what a reviewer does with it (approve, release-diff, lineage) and
-a second release that differs. One slow test: every step reuses the models trained once."""
+benchmark → release gate, then what a reviewer does with it (approve, release-diff, lineage), a
+second release that differs, and the student distilled from the last teacher with its parity
+check. One slow test: every step reuses the models trained once."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from unwritten_pipeline.defs.personality.assets import (
     fusechat_source,
     personality_tokens,
 )
+from unwritten_pipeline.defs.student.assets import multitask_student, student_tflite
 from unwritten_pipeline.lib.export.release import verify_release
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.resources.embeddings import EmbeddingResource
@@ -73,7 +75,7 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
         names = {a.key.to_user_string() for a in selection}
         config = {k: v for k, v in {**TRAIN, **(ops or {})}.items() if k in names}
         return dg.materialize(
-            ASSETS,
+            [*ASSETS, multitask_student, student_tflite],
             selection=selection,
             resources=resources,
             instance=instance,
@@ -206,3 +208,27 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
     text = capsys.readouterr().out
     assert "release 1.0.1" in text and "← this file" in text and trained_on in text
     assert os.access(v3 / "manifest.json", os.R_OK)
+
+    # 4. the student distils from the last teacher and ships through the same LiteRT step: its
+    #    parity check passes on its figures and fails when the argmax-agreement bar (vs its
+    #    PyTorch module and vs the float student) is above what it measured
+    student = {
+        "multitask_student": {
+            "config": {"general_turns": 200, "min_texts": 50, "epochs": 2, "qat_epochs": 1}
+        },
+        "student_tflite": {"config": {"parity_texts": 60, "min_argmax_agreement": 0.5}},
+    }
+    assert run([multitask_student, student_tflite], student).success
+    record = json.loads(layout.export_record("student_tflite").read_text())
+    figures = record["parity"]
+    assert figures["passed"] is True and figures["n"] >= 60, figures
+    assert record["files"]["multitask.tflite"]["path"].endswith("student_int4_dynamic.tflite")
+    assert record["model"]["asset"] == "multitask_student"
+    strict = {**student["student_tflite"]["config"], "min_argmax_agreement": 1.01}
+    refused = run([student_tflite], {"student_tflite": {"config": strict}})
+    [check] = refused.get_asset_check_evaluations()
+    assert check.check_name == "parity" and check.passed is False
+    assert check.metadata["float_agreement"].value == figures["float_agreement"] < 1.01
+    assert (
+        json.loads(layout.export_record("student_tflite").read_text())["parity"]["passed"] is False
+    )
