@@ -15,6 +15,7 @@ from unwritten_pipeline.defs.export.keys import (
     STAGE,
 )
 from unwritten_pipeline.defs.export.records import (
+    MULTITASK_PARITY_COLUMNS,
     multitask_parity_passed,
     numeric,
     recipes_table,
@@ -161,15 +162,7 @@ def multitask_tflite(
     inputs = tokenize(tokenizer, _validation_texts(store, config.parity_samples), config.max_length)
     results = {r: multitask_parity(module, TFLiteRunner(p), inputs) for r, p in paths.items()}
     shipped = results[config.recipe]
-    table = recipes_table(
-        paths,
-        results,
-        {
-            "min cosine": ("cosine_min", 5),
-            "sentiment agreement": ("sentiment_agreement", 4),
-            "personality MAE diff": ("personality_mae_diff", 5),
-        },
-    )
+    table = recipes_table(paths, results, MULTITASK_PARITY_COLUMNS)
     passed = multitask_parity_passed(shipped, config)
     return ship_litert(
         context,

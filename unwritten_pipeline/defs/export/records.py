@@ -126,6 +126,14 @@ def ship_litert(
     )
 
 
+# the recipes-table columns of a multi-task export's `multitask_parity` figures
+MULTITASK_PARITY_COLUMNS = {
+    "min cosine": ("cosine_min", 5),
+    "sentiment agreement": ("sentiment_agreement", 4),
+    "personality MAE diff": ("personality_mae_diff", 5),
+}
+
+
 def multitask_parity_passed(figures: dict, limits) -> bool:
     """A multi-task export's `multitask_parity` figures within `limits` (min_cosine,
     min_argmax_agreement, max_mae_difference: the export's run config)."""

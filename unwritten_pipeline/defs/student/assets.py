@@ -10,6 +10,7 @@ from pydantic import Field
 
 from unwritten_pipeline.defs.export.keys import PROBE_TEXTS, STUDENT_COREML, STUDENT_TFLITE
 from unwritten_pipeline.defs.export.records import (
+    MULTITASK_PARITY_COLUMNS,
     consumed_splits,
     multitask_parity_passed,
     numeric,
@@ -223,7 +224,8 @@ def student_tflite(
     PyTorch module it was converted from (cosine per head, sentiment argmax, personality MAE),
     and its sentiment argmax vs the float student's before QAT (`float_agreement`: QAT is what
     makes them agree)."""
-    model_dir, (module, float_module, tokenizer, student_config) = _trained_student(store)
+    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    module, float_module, tokenizer, student_config = _student_modules(model_dir)
     out_dir = store.layout.export_dir(STUDENT_EXPORT)
     length = student_config["model"]["max_length"]
     recipes = student_recipes(student_config)
@@ -242,16 +244,8 @@ def student_tflite(
         and shipped["n"] >= config.parity_texts
         and shipped["float_agreement"] >= config.min_argmax_agreement
     )
-    table = recipes_table(
-        paths,
-        results,
-        {
-            "min cosine": ("cosine_min", 5),
-            "argmax vs PyTorch": ("sentiment_agreement", 4),
-            "argmax vs float": ("float_agreement", 4),
-            "MAE diff": ("personality_mae_diff", 5),
-        },
-    )
+    columns = {**MULTITASK_PARITY_COLUMNS, "float agreement": ("float_agreement", 4)}
+    table = recipes_table(paths, results, columns)
     return ship_litert(
         context,
         store,
@@ -284,7 +278,8 @@ def student_coreml_package(
     `multitask_int4.mlpackage` in a release); inputs and outputs as the LiteRT file. The
     `weights_parity` check runs the package's decompressed weights in PyTorch against the
     student (Core ML prediction needs Apple hardware)."""
-    _, (module, _, tokenizer, student_config) = _trained_student(store)
+    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+    module, _, tokenizer, student_config = _student_modules(model_dir)
     length = student_config["model"]["max_length"]
     bits = shipped_bits(student_config)
     path = student_coreml(
@@ -325,11 +320,10 @@ def student_coreml_package(
     )
 
 
-def _trained_student(store: ArtifactStore) -> tuple[Path, tuple]:
-    """The student's directory and `student_modules`; a missing or broken file fails the run."""
-    model_dir = store.layout.model_dir(MULTITASK_STUDENT)
+def _student_modules(model_dir: Path) -> tuple:
+    """`student_modules` of the trained student; a missing or broken file fails the run."""
     try:
-        return model_dir, student_modules(model_dir)
+        return student_modules(model_dir)
     except StudentFileError as exc:
         raise dg.Failure(description=str(exc)) from exc
 
