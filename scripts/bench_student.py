@@ -13,7 +13,9 @@ size, median invoke on one thread, peak memory, agreement).
         --variant base --variant "v2k:max_vocab=2000" --variant "noqat:bits=none" --export
 
 A variant is `name` or `name:key=value,...` over StudentConfig / StudentTrainConfig fields
-plus max_vocab. Golden texts are never training data.
+plus max_vocab; what a variant does not set is the asset's default (`max_vocab=none`: every
+piece seen; `--general-turns` defaults to the asset's too). Golden texts are never training
+data.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, Layout
 from unwritten_pipeline.lib.student.export import argmax_agreement
 from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel
 from unwritten_pipeline.lib.student.pipeline import (
+    GENERAL_TURNS,
+    MAX_VOCAB,
     StudentSources,
     fusechat_texts,
     set_up_student,
@@ -130,7 +134,10 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--export", action="store_true", help="convert and time each variant")
     parser.add_argument(
-        "--general-turns", type=int, default=0, help="packaged corpus turns to distil on too"
+        "--general-turns",
+        type=int,
+        default=GENERAL_TURNS,
+        help="packaged corpus turns to distil on too",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
@@ -160,17 +167,12 @@ def main() -> None:
         model_config = {k: v for k, v in values.items() if k in MODEL_FIELDS}
         with tempfile.TemporaryDirectory() as tmp:
             setup = set_up_student(
-                teaching, model_config, values.get("max_vocab"), Path(tmp) / "vocab.txt"
+                teaching, model_config, values.get("max_vocab", MAX_VOCAB), Path(tmp) / "vocab.txt"
             )
-            started = time.perf_counter()
-            result = train_student(
-                setup.model,
-                setup.data,
-                dataclass_from(StudentTrainConfig, values),
-                log=print,
-            )
-            seconds = time.perf_counter() - started
             train_config = dataclass_from(StudentTrainConfig, values)
+            started = time.perf_counter()
+            result = train_student(setup.model, setup.data, train_config, log=print)
+            seconds = time.perf_counter() - started
             qat = bool(train_config.bits and train_config.qat_epochs)
             model, tokenizer = setup.model, setup.tokenizer
             float_model = copy.deepcopy(model)
