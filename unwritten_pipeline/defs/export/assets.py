@@ -141,7 +141,7 @@ class MultiTaskExportConfig(ParityThresholds):
     MULTITASK_TFLITE,
     deps=[MULTITASK_MODEL, PROBE_TEXTS],
     kinds={"tflite"},
-    code_version="2",
+    code_version="2",  # 2: writes the release record the gate and the lineage read
     blocking_checks=[PARITY],
 )
 def multitask_tflite(

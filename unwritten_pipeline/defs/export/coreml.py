@@ -52,7 +52,7 @@ class PersonalityCoreMLConfig(dg.Config):
     PERSONALITY_COREML,
     deps=[PERSONALITY_MODEL, PERSONALITY_TOKENS],
     kinds={"coreml"},
-    code_version="2",
+    code_version="2",  # 2: writes its release record (backbone 4-bit, updatable head)
     blocking_checks=[WEIGHTS_PARITY],
 )
 def personality_coreml(
@@ -151,7 +151,7 @@ def personality_coreml(
     MULTITASK_COREML,
     deps=[MULTITASK_MODEL],
     kinds={"coreml"},
-    code_version="2",
+    code_version="2",  # 2: input length from model_config.json, blocking spec check
     blocking_checks=[SPEC],
 )
 def multitask_coreml(

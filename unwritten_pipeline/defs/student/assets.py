@@ -207,7 +207,7 @@ class StudentExportConfig(StudentCoreMLConfig):
     STUDENT_TFLITE,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"tflite"},
-    code_version="2",
+    code_version="2",  # 2: the student that writes the teacher's embedding
     # not blocking: a student that fails it is not shipped (lib/student/release.py), and the
     # teacher's release must not wait for it
     checks=[PARITY],
@@ -267,7 +267,7 @@ def student_tflite(
     STUDENT_COREML,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"coreml"},
-    code_version="2",
+    code_version="2",  # 2: writes its release record
     checks=[WEIGHTS_PARITY],
 )
 def student_coreml_package(
