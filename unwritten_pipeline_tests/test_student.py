@@ -249,6 +249,7 @@ def _sources(tmp_path, texts: list[str]) -> StudentSources:
     splits = tmp_path / "training_splits"
     splits.mkdir()
     pd.DataFrame({"text": texts}).to_parquet(splits / "train.parquet")
+    pd.DataFrame({"text": ["held out"]}).to_parquet(splits / "test.parquet")
     cache = tmp_path / "fusechat_soft_labels"
     (cache / "v1").mkdir(parents=True)
     (cache / "v1" / "texts.jsonl").write_text(

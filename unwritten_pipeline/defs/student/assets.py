@@ -100,7 +100,7 @@ StudentAssetConfig = run_config_class(
     MULTITASK_STUDENT,
     deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
     kinds={"pytorch", "safetensors"},
-    code_version="2",
+    code_version="3",  # 3: never distils on the test split's texts
     checks=[OOV_RATE],
 )
 def multitask_student(
@@ -108,8 +108,9 @@ def multitask_student(
 ) -> dg.MaterializeResult:
     """A phone-sized student of multitask_model: WordPiece vocabulary pruned to the project's
     text, static token embeddings (initialised from the teacher's), mean pooling, eight MLP
-    heads; distilled from the teacher's outputs on every text (splits, rejected generated
-    samples, FuseChat turns) plus the hard labels, then INT4 quantization-aware training.
+    heads; distilled from the teacher's outputs on every text but the test split's (train and
+    validation splits, rejected generated samples, FuseChat and general conversation turns)
+    plus the hard labels, then INT4 quantization-aware training.
 
     Files under `<data_root>/multitask_student/`: student.safetensors, student_config.json
     (with the teacher's weights sha256), vocab.txt, metrics.json. Check `oov_rate`: share of the
