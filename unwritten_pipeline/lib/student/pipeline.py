@@ -173,7 +173,7 @@ def hard_labels(
     """head → {text index: target} from the train and validation splits (never test)."""
     index = {t: i for i, t in enumerate(texts)}
     labels: dict[str, dict[int, object]] = {}
-    for split in ("train", "validation"):
+    for split in DISTILLATION_SPLITS:
         for head, items in examples[split].items():
             for e in items:
                 if e.text in index:
