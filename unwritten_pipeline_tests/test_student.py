@@ -12,12 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
+from unwritten_pipeline.lib.multitask.tasks import HEADS
 from unwritten_pipeline.lib.student.export import student_recipes
 from unwritten_pipeline.lib.student.model import (
+    QuantEmbedding,
+    QuantLinear,
     StudentConfig,
     StudentExport,
     StudentModel,
     fake_quantize,
+    min_quantized_weights,
+    rotate_token_space,
     snap_to_grid,
 )
 from unwritten_pipeline.lib.student.pipeline import (
@@ -226,6 +231,39 @@ def test_bits_without_a_litert_recipe_are_refused():
         StudentTrainConfig(bits=6)
 
 
+def test_the_heads_output_layers_stay_float_in_qat():
+    model = _small_student()
+    model.set_quantization(4)
+    smallest = min_quantized_weights(model.config)
+    for name, module in model.named_modules():
+        if isinstance(module, QuantLinear | QuantEmbedding):
+            is_output = name.endswith(".out")
+            assert (module.bits is None) == is_output, name
+            assert (module.weight.numel() < smallest) == is_output, name
+
+
+def test_rotating_the_token_space_keeps_the_float_student_and_eases_int4_rounding():
+    model = _small_student().eval()
+    with torch.no_grad():  # a PCA-initialised table: most energy in the leading coordinates
+        model.embedding.weight.mul_(torch.logspace(0, -2, model.config.dim))
+    ids = torch.randint(1, 60, (6, 12))
+    mask = (torch.arange(12)[None] < torch.tensor([[3], [5], [12], [7], [1], [9]])).long()
+    with torch.no_grad():
+        before = model(ids, mask)
+    error_before = _int4_row_error(model.embedding.weight)
+    rotate_token_space(model, seed=0)
+    with torch.no_grad():
+        after = model(ids, mask)
+    for name in before:
+        assert torch.allclose(before[name], after[name], atol=1e-5), name
+    assert _int4_row_error(model.embedding.weight) < 0.9 * error_before  # measured: 0.83 ×
+
+
+def _int4_row_error(table: torch.Tensor) -> float:
+    rows = table.detach()[1:]  # row 0 is [PAD]
+    return float(((fake_quantize(rows, 4) - rows).norm(dim=1) / rows.norm(dim=1)).mean())
+
+
 @pytest.mark.slow
 def test_qat_student_exports_to_int4_litert_with_parity(tmp_path):
     from unwritten_pipeline.lib.export.parity import multitask_parity
@@ -234,15 +272,37 @@ def test_qat_student_exports_to_int4_litert_with_parity(tmp_path):
     torch.set_num_threads(1)
     module, data = _qat_student_module(64)
     float_path = convert_multitask(module, 12, tmp_path / "student_float.tflite")
-    int4 = quantize(float_path, tmp_path / "student_int4.tflite", "int4_dynamic")
+    smallest = min_quantized_weights(module.model.config)
+    int4 = quantize(float_path, tmp_path / "student_int4.tflite", "int4_dynamic", smallest)
     inputs = {
         "input_ids": data.input_ids[:40].astype(np.int32),
         "attention_mask": data.attention_mask[:40].astype(np.int32),
     }
-    parity = multitask_parity(module, TFLiteRunner(int4), inputs)
+    runner = TFLiteRunner(int4)
+    parity = multitask_parity(module, runner, inputs)
     assert parity["cosine_min"] > 0.99
     assert parity["sentiment_agreement"] >= 0.95
     assert int4.stat().st_size < float_path.stat().st_size
+    # the heads' output layers (24 × ≤ 5) stay float32 in the file, the other weights are INT4
+    weights = _constant_matrices(int4)
+    kept = sorted(shape[0] for shape, kind in weights if kind == "float32")
+    assert kept == sorted(h.size for h in HEADS)
+    assert {kind for shape, kind in weights if shape[0] not in kept} == {"int4"}
+
+
+def _constant_matrices(path) -> list[tuple[tuple[int, ...], str]]:
+    """(shape, element type) of each constant matrix (not the 1 × 1 scalars) of a .tflite file."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils
+
+    model = tfl_flatbuffer_utils.read_model(str(path))
+    types = {0: "float32", 9: "int8", 17: "int4"}  # the TensorType codes of the schema
+    matrices = []
+    for tensor in model.subgraphs[0].tensors:
+        buffer = model.buffers[tensor.buffer]
+        constant = (buffer.data is not None and len(buffer.data)) or buffer.offset > 1
+        if constant and len(tensor.shape) == 2 and min(tensor.shape) > 0 and tensor.shape[1] > 1:
+            matrices.append((tuple(tensor.shape), types.get(tensor.type, str(tensor.type))))
+    return matrices
 
 
 def _sources(tmp_path, texts: list[str]) -> StudentSources:

@@ -100,7 +100,7 @@ StudentAssetConfig = run_config_class(
     MULTITASK_STUDENT,
     deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
     kinds={"pytorch", "safetensors"},
-    code_version="3",  # 3: never distils on the test split's texts
+    code_version="4",  # 4: QAT on a rotated token space, the heads' output layers float
     checks=[OOV_RATE],
 )
 def multitask_student(
@@ -208,7 +208,7 @@ class StudentExportConfig(StudentCoreMLConfig):
     STUDENT_TFLITE,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"tflite"},
-    code_version="2",  # 2: the student that writes the teacher's embedding
+    code_version="3",  # 3: min_weight_elements keeps the heads' output layers float
     # not blocking: a student that fails it is not shipped (lib/student/release.py), and the
     # teacher's release must not wait for it
     checks=[PARITY],
@@ -268,7 +268,7 @@ def student_tflite(
     STUDENT_COREML,
     deps=[MULTITASK_STUDENT, PROBE_TEXTS],
     kinds={"coreml"},
-    code_version="2",  # 2: writes its release record
+    code_version="3",  # 3: weight_threshold keeps the heads' output layers float
     checks=[WEIGHTS_PARITY],
 )
 def student_coreml_package(

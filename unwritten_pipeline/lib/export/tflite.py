@@ -53,8 +53,11 @@ def check_recipe(name: str) -> str:
     return name
 
 
-def quantize(float_path: Path, out_path: Path, recipe_name: str) -> Path:
-    """Apply a named recipe; 'float' copies the float model. Written atomically."""
+def quantize(
+    float_path: Path, out_path: Path, recipe_name: str, min_weight_elements: int = 0
+) -> Path:
+    """Apply a named recipe; 'float' copies the float model. Weights with fewer than
+    `min_weight_elements` elements stay float. Written atomically."""
     check_recipe(recipe_name)
     with atomic_output(out_path) as tmp:
         if recipe_name == "float":
@@ -64,6 +67,11 @@ def quantize(float_path: Path, out_path: Path, recipe_name: str) -> Path:
 
             q = quantizer.Quantizer(str(float_path))
             _recipe_builders()[recipe_name](q)
+            if min_weight_elements:
+                rules = q.get_quantization_recipe()
+                for rule in rules:
+                    rule["op_config"]["min_weight_elements"] = min_weight_elements
+                q.load_quantization_recipe(rules)
             q.quantize().export_model(str(tmp), overwrite=True)
     return out_path
 

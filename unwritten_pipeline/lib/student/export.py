@@ -21,7 +21,11 @@ from unwritten_pipeline.lib.export.tflite import convert_multitask, quantize
 from unwritten_pipeline.lib.multitask.tasks import HEADS
 from unwritten_pipeline.lib.storage.files import write_json_atomic
 from unwritten_pipeline.lib.student.artifacts import FLOAT_WEIGHTS_FILE, load_student
-from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
+from unwritten_pipeline.lib.student.model import (
+    StudentExport,
+    min_quantized_weights,
+    snap_to_grid,
+)
 from unwritten_pipeline.lib.student.vocab import VOCAB_FILE, read_vocab_tokens
 
 TOKENIZER_VOCAB = "tokenizer_vocab.json"
@@ -63,7 +67,8 @@ def export_student(
     """`student_float.tflite` + `student_<recipe>.tflite` per recipe, vocab files, config."""
     module, _, tokenizer, config = student_modules(model_dir)
     float_path = convert_multitask(module, max_length, out_dir / "student_float.tflite")
-    paths = {r: quantize(float_path, out_dir / f"student_{r}.tflite", r) for r in recipes}
+    smallest = min_quantized_weights(module.model.config)
+    paths = {r: quantize(float_path, out_dir / f"student_{r}.tflite", r, smallest) for r in recipes}
     tokens = read_vocab_tokens(model_dir / VOCAB_FILE)
     shutil.copyfile(model_dir / VOCAB_FILE, out_dir / VOCAB_FILE)
     (out_dir / VOCAB_FILE).chmod(0o644)
@@ -138,7 +143,11 @@ def student_coreml(
         ct.target.iOS18,
     )
     config = OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype=f"int{bits}", granularity="per_channel", weight_threshold=512
+        mode="linear_symmetric",
+        dtype=f"int{bits}",
+        granularity="per_channel",
+        # Core ML quantizes sizes > threshold; QAT sizes ≥ min_quantized_weights
+        weight_threshold=min_quantized_weights(module.model.config) - 1,
     )
     quantized = linear_quantize_weights(mlmodel, OptimizationConfig(global_config=config))
     quantized.short_description = f"Unwritten on-device student (8 heads, INT{bits})"

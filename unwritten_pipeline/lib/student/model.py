@@ -51,6 +51,14 @@ def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
 ACTIVATION_BITS = 8  # LiteRT's dynamic recipes quantize each Linear's input to int8 at run time
 
 
+def min_quantized_weights(config: StudentConfig) -> int:
+    """Weights with fewer elements stay float, in QAT and in every export (the exporters' size
+    threshold): the heads' output layers (teacher_dim × ≤ 5 outputs, 0.25 % of the default
+    student's weights), which write the logits themselves — rounding them alone to INT4 flipped
+    8 % of the float student's sentiment answers (docs/student.md)."""
+    return config.teacher_dim * max(h.size for h in HEADS) + 1
+
+
 class QuantLinear(nn.Linear):
     bits: int | None = None
 
@@ -140,10 +148,12 @@ class StudentModel(nn.Module):
         return {name: head(embedding) for name, head in self.heads.items()}
 
     def set_quantization(self, bits: int | None) -> None:
-        """Fake-quantize every embedding and Linear weight to `bits` (None: float)."""
+        """Fake-quantize every embedding and Linear weight of a quantized size to `bits`
+        (None: float)."""
+        smallest = min_quantized_weights(self.config)
         for module in self.modules():
             if isinstance(module, QuantLinear | QuantEmbedding):
-                module.bits = bits
+                module.bits = bits if module.weight.numel() >= smallest else None
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -152,11 +162,29 @@ class StudentModel(nn.Module):
 def snap_to_grid(model: StudentModel, bits: int) -> None:
     """Replace each quantized weight by its fake-quantized value and switch fake quantization off:
     the float export then holds exactly the INT4 values the quantizer will find."""
+    model.set_quantization(bits)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, QuantLinear | QuantEmbedding):
+            if isinstance(module, QuantLinear | QuantEmbedding) and module.bits is not None:
                 module.weight.copy_(fake_quantize(module.weight, bits))
     model.set_quantization(None)
+
+
+def rotate_token_space(model: StudentModel, seed: int) -> None:
+    """Fold a random orthogonal R into the token table and the projection that reads the pooled
+    tokens: table ← table·R, W ← W·R. Pooling is a (masked) mean, so the projection sees
+    pooled·R and computes (pooled·R)(W·R)ᵀ = pooled·Wᵀ: the float model is unchanged, but each
+    token vector's energy is spread over all coordinates instead of the few leading ones of
+    its PCA initialisation, so per-row INT4 rounding loses less (QuaRot's idea, for free here:
+    nothing is added at run time). Only for mean pooling without layers, where it is exact."""
+    if model.layers or model.attention is not None:
+        return
+    width = model.embedding.weight.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    rotation, _ = torch.linalg.qr(torch.randn(width, width, generator=generator))
+    with torch.no_grad():
+        model.embedding.weight.copy_(model.embedding.weight @ rotation)
+        model.project.weight.copy_(model.project.weight @ rotation)
 
 
 class StudentExport(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from unwritten_pipeline.lib.multitask.tasks import HEADS
-from unwritten_pipeline.lib.student.model import StudentModel
+from unwritten_pipeline.lib.student.model import StudentModel, rotate_token_space
 
 HEAD_SCALES = {h.name: h.scale for h in HEADS}
 CLASSIFICATION = {h.name for h in HEADS if h.kind == "classification"}
@@ -42,6 +42,8 @@ class StudentTrainConfig:
     # them on stale momentum. Measured (docs/student.md): +1 to +5 points golden sentiment at
     # 10,000 general turns, -2 to -3 at 30,000, so off by default
     lazy_embedding: bool = False
+    # before QAT, fold a random orthogonal rotation into the token table and the projection
+    rotate: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -204,22 +206,35 @@ def train_student(
     result.float_seconds = time.perf_counter() - started
     result.float_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if config.bits is not None and config.qat_epochs > 0:
-        # QAT learns what the float student answers (not the teacher again): its job is that
-        # the INT4 weights compute the float model, not to keep fitting
-        float_answers = student_outputs(model, data.input_ids, data.attention_mask)
-        float_embeddings = student_outputs(
-            model, data.input_ids, data.attention_mask, embeddings=True
-        )["embedding"]
-        self_distill = DistillSet(
-            data.input_ids, data.attention_mask, float_answers, embeddings=float_embeddings
-        )
-        model.set_quantization(config.bits)
-        _phase(
-            model, self_distill, config, config.qat_epochs, config.qat_lr, "qat", None, result, log
-        )
+        quantization_aware_training(model, data, config, result, log)
     result.seconds = time.perf_counter() - started
     result.qat_seconds = result.seconds - result.float_seconds
     return result
+
+
+def quantization_aware_training(
+    model: StudentModel,
+    data: DistillSet,
+    config: StudentTrainConfig,
+    result: StudentTrainResult,
+    log: Callable[[str], None] = print,
+) -> None:
+    """The QAT phase on a trained float student. It learns what the float student answers (not
+    the teacher again): its job is that the quantized weights compute the float model, not to
+    keep fitting. A rotation folded in first (`config.rotate`) leaves the float function as it
+    is and spreads each token vector's energy over its coordinates, so per-row rounding costs
+    less (docs/student.md)."""
+    if config.rotate:
+        rotate_token_space(model, config.seed)
+    float_answers = student_outputs(model, data.input_ids, data.attention_mask)
+    float_embeddings = student_outputs(model, data.input_ids, data.attention_mask, embeddings=True)[
+        "embedding"
+    ]
+    self_distill = DistillSet(
+        data.input_ids, data.attention_mask, float_answers, embeddings=float_embeddings
+    )
+    model.set_quantization(config.bits)
+    _phase(model, self_distill, config, config.qat_epochs, config.qat_lr, "qat", None, result, log)
 
 
 def student_outputs(
