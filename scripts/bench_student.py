@@ -105,7 +105,11 @@ def measure_export(
     from unwritten_pipeline.lib.export.benchmark import latency, peak_memory_mb
     from unwritten_pipeline.lib.export.parity import run_multitask, torch_multitask
     from unwritten_pipeline.lib.export.tflite import TFLiteRunner, convert_multitask, quantize
-    from unwritten_pipeline.lib.student.model import StudentExport, snap_to_grid
+    from unwritten_pipeline.lib.student.model import (
+        StudentExport,
+        min_quantized_weights,
+        snap_to_grid,
+    )
 
     float_module = StudentExport(float_model).eval()
     snapped = copy.deepcopy(model)
@@ -114,7 +118,8 @@ def measure_export(
     snapped.set_quantization(None)
     with tempfile.TemporaryDirectory() as tmp:
         f = convert_multitask(StudentExport(snapped).eval(), length, Path(tmp) / "f.tflite")
-        int4 = quantize(f, Path(tmp) / "int4.tflite", "int4_dynamic")
+        smallest = min_quantized_weights(snapped.config)  # the heads' output layers stay float
+        int4 = quantize(f, Path(tmp) / "int4.tflite", "int4_dynamic", smallest)
         inputs = tokenize(tokenizer, texts, length)
         run = latency(int4, {k: v[:1] for k, v in inputs.items()}, threads=1)
         exported = run_multitask(TFLiteRunner(int4), inputs)

@@ -11,7 +11,8 @@ symmetric per-row fake quantizer during training (quantization-aware training, s
 gradients): per row of the embedding table (one scale per token) and per output channel of
 each Linear — the granularity of the LiteRT INT4 recipes — and each Linear's input through an
 int8 per-row quantizer (the dynamic recipes' run-time activation quantization), so the exported
-INT4 file computes what the student was trained to compute.
+INT4 file computes what the student was trained to compute. The heads' output layers, smaller
+than `min_quantized_weights`, stay float throughout.
 """
 
 from __future__ import annotations
