@@ -2,12 +2,13 @@
 """Student variants on an existing data root (a demo run's: teacher, splits, soft-label cache).
 
 The teacher answers every text once; each variant then prunes its vocabulary, trains
-(float, then INT4 QAT unless `bits=none`) and is scored beside the teacher on the test split
-and on the golden sets (data/golden: sentiment accuracy / macro-F1, Big Five per-trait AUC),
-with its INT4 vs float sentiment argmax agreement on ≥ 500 texts (probe texts, test split,
-FuseChat turns). INT4 here is the PyTorch fake-quantized model (per-row symmetric, what the
-LiteRT INT4 file computes; `--export` also converts each variant and measures the real file:
-size, median invoke on one thread, peak memory, agreement).
+(float, then INT4 QAT unless `bits=none`; `bits=8`: INT8 QAT, scored and exported as INT8)
+and is scored beside the teacher on the test split and on the golden sets (data/golden:
+sentiment accuracy / macro-F1, Big Five per-trait AUC), with its INT4 vs float sentiment argmax
+agreement on ≥ 500 texts (probe texts, test split, FuseChat turns). INT4 here is the PyTorch
+fake-quantized model (per-row symmetric, what the LiteRT INT4 file computes; `--export` also
+converts each variant and measures the real file: size, median invoke on one thread, peak
+memory, agreement).
 
     python scripts/bench_student.py --data /tmp/demo_data \\
         --variant base --variant "v2k:max_vocab=2000" --variant "noqat:bits=none" --export
@@ -97,11 +98,11 @@ def summary(scores: dict) -> dict:
 
 
 def measure_export(
-    model: StudentModel, float_model: StudentModel, qat: bool, tokenizer, texts, length: int
+    model: StudentModel, float_model: StudentModel, bits: int, qat: bool, tokenizer, texts, length
 ) -> dict:
-    """The real INT4 LiteRT file: size, median invoke (1 thread), peak memory, agreement with
-    the float student. QAT weights are snapped to their grid; without QAT the quantizer's own
-    post-training quantization runs on the float weights."""
+    """The real INT4 (or INT8) LiteRT file: size, median invoke (1 thread), peak memory,
+    agreement with the float student. QAT weights are snapped to their grid; without QAT the
+    quantizer's own post-training quantization runs on the float weights."""
     from unwritten_pipeline.lib.export.benchmark import latency, peak_memory_mb
     from unwritten_pipeline.lib.export.parity import run_multitask, torch_multitask
     from unwritten_pipeline.lib.export.tflite import TFLiteRunner, convert_multitask, quantize
@@ -114,19 +115,19 @@ def measure_export(
     float_module = StudentExport(float_model).eval()
     snapped = copy.deepcopy(model)
     if qat:
-        snap_to_grid(snapped, 4)
+        snap_to_grid(snapped, bits)
     snapped.set_quantization(None)
     with tempfile.TemporaryDirectory() as tmp:
         f = convert_multitask(StudentExport(snapped).eval(), length, Path(tmp) / "f.tflite")
         smallest = min_quantized_weights(snapped.config)  # the heads' output layers stay float
-        int4 = quantize(f, Path(tmp) / "int4.tflite", "int4_dynamic", smallest)
+        quantized = quantize(f, Path(tmp) / "q.tflite", f"int{bits}_dynamic", smallest)
         inputs = tokenize(tokenizer, texts, length)
-        run = latency(int4, {k: v[:1] for k, v in inputs.items()}, threads=1)
-        exported = run_multitask(TFLiteRunner(int4), inputs)
+        run = latency(quantized, {k: v[:1] for k, v in inputs.items()}, threads=1)
+        exported = run_multitask(TFLiteRunner(quantized), inputs)
         return {
-            "tflite_int4_mb": int4.stat().st_size / 1e6,
+            f"tflite_int{bits}_mb": quantized.stat().st_size / 1e6,
             "median_ms_1_thread": run["median"],
-            "peak_memory_mb": peak_memory_mb(int4),
+            "peak_memory_mb": peak_memory_mb(quantized),
             "tflite_vs_float_agreement": argmax_agreement(
                 exported, torch_multitask(float_module, inputs)
             ),
@@ -183,7 +184,8 @@ def main() -> None:
             float_model = copy.deepcopy(model)
             float_model.load_state_dict(result.float_state)
             float_model.set_quantization(None)
-            model.set_quantization(4)  # what the INT4 file computes
+            bits = train_config.bits or 4  # without QAT: what post-training INT4 computes
+            model.set_quantization(bits)  # what the quantized file computes
             entry = {
                 "vocab": len(setup.vocab),
                 "parameters": model.parameter_count(),
@@ -192,20 +194,20 @@ def main() -> None:
                 "oov_golden_sentiment": oov_rate(teaching.tokenizer, setup.vocab, sentiment.texts)[
                     "rate"
                 ],
-                "int4": summary(
+                f"int{bits}": summary(
                     score_multitask(student_fn(model, tokenizer, 128), sentiment, items, test)
                 ),
                 "float": summary(
                     score_multitask(student_fn(float_model, tokenizer, 128), sentiment, items, test)
                 ),
-                "int4_vs_float_agreement": argmax_agreement(
+                f"int{bits}_vs_float_agreement": argmax_agreement(
                     student_fn(model, tokenizer, 128)(texts),
                     student_fn(float_model, tokenizer, 128)(texts),
                 ),
                 "agreement_texts": len(texts),
             }
             if args.export:
-                entry |= measure_export(model, float_model, qat, tokenizer, texts, 128)
+                entry |= measure_export(model, float_model, bits, qat, tokenizer, texts, 128)
         results["variants"][name] = {"spec": spec, **entry}
         print(json.dumps({name: results["variants"][name]}, indent=1), flush=True)
     if args.out:
