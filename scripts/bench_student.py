@@ -43,7 +43,7 @@ from unwritten_pipeline.lib.evaluation.scoring import TestSplit, score_multitask
 from unwritten_pipeline.lib.export.parity import tokenize
 from unwritten_pipeline.lib.storage.files import read_json
 from unwritten_pipeline.lib.storage.layout import MULTITASK_MODEL, Layout
-from unwritten_pipeline.lib.student.export import argmax_agreement
+from unwritten_pipeline.lib.student.export import RECIPE_FOR_BITS, argmax_agreement
 from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel
 from unwritten_pipeline.lib.student.pipeline import (
     GENERAL_TURNS,
@@ -120,7 +120,7 @@ def measure_export(
     with tempfile.TemporaryDirectory() as tmp:
         f = convert_multitask(StudentExport(snapped).eval(), length, Path(tmp) / "f.tflite")
         smallest = min_quantized_weights(snapped.config)  # the heads' output layers stay float
-        quantized = quantize(f, Path(tmp) / "q.tflite", f"int{bits}_dynamic", smallest)
+        quantized = quantize(f, Path(tmp) / "q.tflite", RECIPE_FOR_BITS[bits], smallest)
         inputs = tokenize(tokenizer, texts, length)
         run = latency(quantized, {k: v[:1] for k, v in inputs.items()}, threads=1)
         exported = run_multitask(TFLiteRunner(quantized), inputs)
