@@ -11,7 +11,7 @@ same epochs, and prints time, samples/s and the test metrics beside the trivial 
 `golden`: training variants of the teacher on existing training splits (e.g. a demo run's),
 each scored on the golden sets through the evaluation library (float model: sentiment
 macro-F1 / accuracy on data/golden/sentiment_dev.csv, Big Five AUC on
-data/golden/ipip50_items.csv), beside the encoder zero-shot and VADER baselines and any
+data/golden/big_five_items.csv), beside the encoder zero-shot and VADER baselines and any
 already-trained model folders given with --model (e.g. a teacher from before a change).
 
     python scripts/bench_multitask.py golden --splits data/training_splits \\

@@ -7,7 +7,7 @@
 3. PersonalityModel training throughput (samples/s) on this CPU;
 4. with --quality: what the PersonalityModel learns from each source and loss — top-5 recall
    on held-out packaged turns (never trained on) and the golden Big Five AUC
-   (`data/golden/ipip50_items.csv`, token → trait mapping of lib/evaluation), beside the
+   (`data/golden/big_five_items.csv`, token → trait mapping of lib/evaluation), beside the
    encoder's zero-shot AUC and the AUC of the soft labels themselves (the ceiling).
 
 Texts are the packaged chitchat-dataset turns (the local default source).

@@ -12,9 +12,9 @@ is the independent lexicon check of curated sentiment, not a judge.
 The encoder's accuracy is also measured per confidence bin, the table the policy weighs each
 of its opinions by (`confidence` in the file): sentiment per predicted label, by the cosine
 margin of the nearest label description over the second (quantile bins, about 100+ texts
-each); personality on the 50 keyed Big Five items (`ipip50_items.csv`): whether the encoder
+each); personality on the keyed Big Five items (`big_five_items.csv`): whether the encoder
 puts each item on its keyed pole of its trait (chance 1/2), by the distance of the centred
-pole difference from the items' mean (two bins of 25). The golden sets only measure judges;
+pole difference from the items' mean (two bins). The golden sets only measure judges;
 nothing is trained on them.
 """
 
@@ -70,7 +70,7 @@ def scored(predicted: list[str | None], truth: list[str], **extra) -> dict:
 
 
 SENTIMENT_BINS_PER_LABEL = 3  # the rarest predicted label (339 texts) keeps 113 per bin
-PERSONALITY_BINS = 2  # 50 items: 25 per bin
+PERSONALITY_BINS = 2  # 159 items: about 80 per bin (25 on the 50 markers of judge_accuracy.json)
 
 
 def confidence_bins(

@@ -79,9 +79,9 @@ def write_evaluation(
                     "n": 1500,
                 },
                 "personality": {
-                    "path": "data/golden/ipip50_items.csv",
+                    "path": "data/golden/big_five_items.csv",
                     "sha256": "b" * 64,
-                    "n": 50,
+                    "n": 159,
                 },
             },
             "baselines": {

@@ -19,6 +19,7 @@ from unwritten_pipeline.lib.evaluation.baselines import (
 )
 from unwritten_pipeline.lib.evaluation.candidates import exported_recipes
 from unwritten_pipeline.lib.evaluation.golden import (
+    KEYS,
     GoldenSetError,
     golden_paths,
     load_personality_golden,
@@ -150,10 +151,20 @@ def test_shipped_golden_sets_load():
     assert sentiment.describe()["n"] == 1500 and len(sentiment.sha256) == 64
     assert len(load_sentiment_golden(sentiment_path, limit=10).texts) == 10
     items = load_personality_golden(personality_path)
-    assert len(items.texts) == 50
-    assert {t: items.traits.count(t) for t in OCEAN} == dict.fromkeys(OCEAN, 10)
+    assert len(items.texts) == 159  # IPIP-50 + the IPIP-NEO-120 items it does not share
+    keyed = list(zip(items.traits, items.keys, strict=True))
+    plus_minus = {t: (keyed.count((t, 1)), keyed.count((t, -1))) for t in OCEAN}
+    assert plus_minus == {
+        "openness": (18, 15),
+        "conscientiousness": (16, 15),
+        "extraversion": (21, 11),
+        "agreeableness": (13, 19),
+        "neuroticism": (22, 9),
+    }
     life_of_party = items.texts.index("I am the life of the party")
     assert items.traits[life_of_party] == "extraversion" and items.keys[life_of_party] == 1
+    parties = items.texts.index("I love large parties")  # an IPIP-NEO-120 item
+    assert items.traits[parties] == "extraversion" and items.keys[parties] == 1
 
 
 def _write(path, text):
@@ -194,6 +205,14 @@ def test_personality_items_need_valid_trait_key_and_both_poles(tmp_path):
     bad_key = _write(tmp_path / "r.csv", header + "x,I am calm,neuroticism,reversed\n")
     with pytest.raises(GoldenSetError, match=r"r\.csv: row 2: field 'keyed' is 'reversed'"):
         load_personality_golden(bad_key)
+    both = "".join(f"{t[0]}{k},I am {t} {k},{t},{k}\n" for t in OCEAN for k in KEYS)
+    twice = _write(tmp_path / "s.csv", header + both + "y,I AM OPENNESS PLUS,openness,minus\n")
+    with pytest.raises(GoldenSetError, match=r"s\.csv: row 12: field 'text' repeats row 2 for"):
+        load_personality_golden(twice)
+    other_trait = _write(
+        tmp_path / "t.csv", header + both + "y,I am openness plus,neuroticism,plus\n"
+    )
+    assert len(load_personality_golden(other_trait).texts) == 11  # one text, two traits: allowed
 
 
 # the PersonalityModel's token → trait mapping -------------------------------------------------
@@ -298,8 +317,8 @@ def test_the_token_mapping_of_the_soft_label_targets_ranks_keyed_items(packaged_
         items.traits,
         items.keys,
     )
-    assert result["mean_auc"] > 0.8  # measured 0.851; chance is 0.5
-    assert min(result["per_trait_auc"].values()) >= 0.5
+    assert result["mean_auc"] > 0.75  # measured 0.799 (0.851 on the IPIP-50 items); chance 0.5
+    assert min(result["per_trait_auc"].values()) >= 0.6
 
 
 # exported files -----------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def test_evaluation_scores_every_candidate_and_baseline(chain):
         "sha256": sha256_file(golden),
         "n": GOLDEN_LIMIT,
     }
-    assert evaluation["golden"]["personality"]["n"] == 50
+    assert evaluation["golden"]["personality"]["n"] == 159
 
     # baselines, recomputed independently on the same texts
     sentiment = load_sentiment_golden(golden, GOLDEN_LIMIT)

@@ -38,7 +38,7 @@ class EvaluationConfig(dg.Config):
     )
     personality_golden: str | None = Field(
         default=None,
-        description="CSV item,text,trait,keyed (default: data/golden/ipip50_items.csv)",
+        description="CSV item,text,trait,keyed (default: data/golden/big_five_items.csv)",
     )
     golden_limit: int | None = Field(
         default=None,

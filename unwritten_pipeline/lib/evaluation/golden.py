@@ -14,7 +14,7 @@ from unwritten_pipeline.lib.storage.files import sha256_file
 
 GOLDEN_DIR = "golden"  # under the project's inputs folder (data/)
 SENTIMENT_FILE = "sentiment_dev.csv"
-PERSONALITY_FILE = "ipip50_items.csv"
+PERSONALITY_FILE = "big_five_items.csv"
 KEYS = {"plus": 1, "minus": -1}
 
 
@@ -102,10 +102,16 @@ def load_personality_golden(path: Path) -> PersonalityGolden:
     """`item,text,trait,keyed` rows; every trait needs plus- and minus-keyed items (for AUC)."""
     rows = _rows(path, ("text", "trait", "keyed"))
     texts, traits, keys = [], [], []
+    first_row: dict[tuple[str, str], int] = {}
     for number, row in enumerate(rows, start=2):
         texts.append(_field(path, number, row, "text"))
         traits.append(_field(path, number, row, "trait", OCEAN))
         keys.append(KEYS[_field(path, number, row, "keyed", tuple(KEYS))])
+        seen = first_row.setdefault((texts[-1].lower(), traits[-1]), number)
+        if seen != number:  # a repeated item would count its pairs twice
+            raise GoldenSetError(
+                f"{path}: row {number}: field 'text' repeats row {seen} for trait {traits[-1]}"
+            )
     for trait in OCEAN:
         found = {k for t, k in zip(traits, keys, strict=True) if t == trait}
         if found != {1, -1}:
