@@ -8,7 +8,8 @@ IPIP items are public domain); `data/golden/README.md` records its version and c
 
 The IPIP-50 rows already in the file are kept verbatim; the 120 items are put in the first
 person as the IPIP-50 file words them ("Worry about things" -> "I worry about things"), and the
-12 items both scales share are kept once, as IPIP-50 words them. Rerunning rebuilds the same file.
+11 items both scales key the same way for the same trait are kept once, as IPIP-50 words them.
+Rerunning rebuilds the same file.
 """
 
 from __future__ import annotations
