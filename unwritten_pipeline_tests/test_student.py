@@ -29,6 +29,7 @@ from unwritten_pipeline.lib.student.pipeline import (
     StudentSources,
     TooFewTextsError,
     collect_texts,
+    select_bigrams,
     train_student_from_teacher,
 )
 from unwritten_pipeline.lib.student.train import DistillSet, StudentTrainConfig, train_student
@@ -121,11 +122,33 @@ def test_fake_quantize_puts_each_row_on_sixteen_levels_and_passes_gradients():
     assert torch.equal(weight.grad, torch.ones_like(weight))  # straight-through
 
 
-def _small_student(vocab_size: int = 60) -> StudentModel:
+def _small_student(vocab_size: int = 60, **config) -> StudentModel:
+    """A small student, without word-piece pairs unless `bigram_buckets` says so."""
+    config.setdefault("bigram_buckets", 0)
     torch.manual_seed(0)
     return StudentModel(
-        StudentConfig(vocab_size=vocab_size, teacher_dim=24, dim=16, head_hidden=8, max_length=12)
+        StudentConfig(
+            vocab_size=vocab_size, teacher_dim=24, dim=16, head_hidden=8, max_length=12, **config
+        )
     )
+
+
+def _keep_pairs(model: StudentModel, data: DistillSet) -> int:
+    """Keep the data's repeated word-piece pairs in the student's pair table, with random
+    vectors (the teacher's are tested in test_a_pairs_vector_starts_as_the_teachers_reading);
+    returns how many were kept."""
+    pairs = select_bigrams(
+        data.input_ids,
+        data.attention_mask,
+        {0},
+        model.config.vocab_size,
+        model.config.bigram_buckets,
+    )
+    with torch.no_grad():
+        for bucket, (a, b) in pairs.items():
+            model.bigram_keys[bucket] = a * model.config.vocab_size + b
+            model.bigrams.weight[bucket] = torch.randn(model.bigrams.weight.shape[1])
+    return len(pairs)
 
 
 def _random_distill_set(n: int, vocab_size: int, length: int) -> DistillSet:
@@ -181,10 +204,12 @@ def test_the_evaluation_runs_the_student_as_it_runs_the_teacher(teacher_tokenize
         assert np.allclose(evaluated[name], value, atol=1e-5), name
 
 
-def _qat_student_module(n: int) -> tuple[StudentExport, DistillSet]:
+def _qat_student_module(n: int, **config) -> tuple[StudentExport, DistillSet]:
     """A small student after one float and one QAT epoch, snapped to its INT4 grid."""
-    model = _small_student()
+    model = _small_student(**config)
     data = _random_distill_set(n, 60, 12)
+    if model.bigrams is not None:
+        assert _keep_pairs(model, data) > 0
     train_student(
         model, data, StudentTrainConfig(epochs=1, qat_epochs=1, batch_size=16), log=lambda _: None
     )
@@ -242,8 +267,11 @@ def test_the_heads_output_layers_stay_float_in_qat():
             assert (module.weight.numel() < smallest) == is_output, name
 
 
-def test_rotating_the_token_space_keeps_the_float_student_and_eases_int4_rounding():
-    model = _small_student().eval()
+@pytest.mark.parametrize("bigram_buckets", [0, 64])
+def test_rotating_the_token_space_keeps_the_float_student_and_eases_int4_rounding(bigram_buckets):
+    model = _small_student(bigram_buckets=bigram_buckets).eval()
+    if bigram_buckets:
+        assert _keep_pairs(model, _random_distill_set(64, 60, 12)) > 0
     with torch.no_grad():  # a PCA-initialised table: most energy in the leading coordinates
         model.embedding.weight.mul_(torch.logspace(0, -2, model.config.dim))
     ids = torch.randint(1, 60, (6, 12))
@@ -264,13 +292,42 @@ def _int4_row_error(table: torch.Tensor) -> float:
     return float(((fake_quantize(rows, 4) - rows).norm(dim=1) / rows.norm(dim=1)).mean())
 
 
+def test_kept_pairs_are_the_most_frequent_of_each_bucket_seen_twice():
+    ids = np.array([[1, 5, 6, 2], [1, 5, 6, 2], [1, 7, 8, 2], [1, 7, 8, 2], [1, 7, 8, 2]])
+    ids = np.r_[ids, [[1, 9, 10, 0]]]  # 9 10 once; 10 [PAD] is padding
+    mask = (ids > 0).astype(np.int64)
+    special = {0, 1, 2}  # [PAD], [CLS], [SEP]
+    # vocab 20, 1 bucket: every key lands there, the most frequent pair (7, 8) takes it
+    assert select_bigrams(ids, mask, special, 20, 1) == {0: (7, 8)}
+    kept = select_bigrams(ids, mask, special, 20, 1000)
+    assert kept == {5 * 20 + 6: (5, 6), 7 * 20 + 8: (7, 8)}  # no special piece, none seen once
+
+
+def test_a_pair_adds_its_vector_only_where_it_was_kept():
+    model = _small_student(bigram_buckets=4, bigram_dim=0).eval()
+    key = 5 * 60 + 6  # bucket 2
+    with torch.no_grad():
+        model.bigram_keys[key % 4] = key
+        model.bigrams.weight[key % 4] = 1.0
+    mask = torch.ones(1, 3, dtype=torch.long)
+    sums = {
+        text: model.bigram_vectors(torch.tensor([text]), mask)[0, 0].item()
+        for text in [(5, 6, 5), (5, 6, 6), (6, 5, 9), (5 + 4, 6, 5)]
+    }
+    assert sums == {(5, 6, 5): 1.0, (5, 6, 6): 1.0, (6, 5, 9): 0.0, (9, 6, 5): 0.0}
+    # (9, 6) hashes to the same bucket as (5, 6) but is not the kept pair; padding never counts
+    padded = model.bigram_vectors(torch.tensor([[9, 5, 6]]), torch.tensor([[1, 1, 0]]))
+    assert padded.abs().sum().item() == 0.0
+
+
 @pytest.mark.slow
-def test_qat_student_exports_to_int4_litert_with_parity(tmp_path):
+@pytest.mark.parametrize("bigram_buckets", [0, 64])
+def test_qat_student_exports_to_int4_litert_with_parity(tmp_path, bigram_buckets):
     from unwritten_pipeline.lib.export.parity import multitask_parity
     from unwritten_pipeline.lib.export.tflite import TFLiteRunner, convert_multitask, quantize
 
     torch.set_num_threads(1)
-    module, data = _qat_student_module(64)
+    module, data = _qat_student_module(64, bigram_buckets=bigram_buckets)
     float_path = convert_multitask(module, 12, tmp_path / "student_float.tflite")
     smallest = min_quantized_weights(module.model.config)
     int4 = quantize(float_path, tmp_path / "student_int4.tflite", "int4_dynamic", smallest)
@@ -347,7 +404,9 @@ def test_the_student_starts_where_the_teacher_is(teacher_tokenizer):
     torch.manual_seed(0)
     teacher = _TinyTeacher(vocab=len(teacher_tokenizer), hidden=24)
     ids = tuple(range(5)) + tuple(teacher_tokenizer.convert_tokens_to_ids(["storm", "letter"]))
-    student = StudentModel(StudentConfig(vocab_size=len(ids), teacher_dim=24, dim=24))
+    student = StudentModel(
+        StudentConfig(vocab_size=len(ids), teacher_dim=24, dim=24, bigram_buckets=0)
+    )
     copied = init_from_teacher(student, teacher, teacher_tokenizer, ids)
     assert copied == ["sentiment"]  # the old single-Linear head has another shape
     for name, value in teacher.heads["sentiment"].state_dict().items():
@@ -357,6 +416,31 @@ def test_the_student_starts_where_the_teacher_is(teacher_tokenizer):
         embedding = student.embed(torch.tensor([[5, 6]]), torch.ones(1, 2, dtype=torch.long))
     assert torch.allclose(embedding[0], tokens[5:7].mean(0), atol=1e-4)
     assert isinstance(teacher.heads["sentiment"], MLPHead)
+
+
+@pytest.mark.parametrize("bigram_dim", [0, 2])  # 0: as wide as the token table
+def test_a_pairs_vector_starts_as_the_teachers_reading_of_the_pair(teacher_tokenizer, bigram_dim):
+    """A two-piece text with a kept pair embeds as the teacher encodes the pair, not as the
+    mean of its pieces."""
+    from unwritten_pipeline.lib.student.pipeline import init_from_teacher
+
+    torch.manual_seed(0)
+    teacher = _TinyTeacher(vocab=len(teacher_tokenizer), hidden=24)
+    pieces = teacher_tokenizer.convert_tokens_to_ids(["take", "charge"])
+    ids = tuple(range(5)) + tuple(pieces)
+    student = StudentModel(
+        StudentConfig(
+            vocab_size=len(ids), teacher_dim=24, dim=24, bigram_buckets=8, bigram_dim=bigram_dim
+        )
+    )
+    init_from_teacher(student, teacher, teacher_tokenizer, ids, {(5 * 7 + 6) % 8: (5, 6)})
+    pair = torch.tensor([[teacher_tokenizer.cls_token_id, *pieces, teacher_tokenizer.sep_token_id]])
+    expected = teacher.encoder(pair, torch.ones_like(pair)).last_hidden_state.mean(1)[0]
+    with torch.no_grad():
+        embedding = student.embed(torch.tensor([[5, 6]]), torch.ones(1, 2, dtype=torch.long))
+        unkept = student.embed(torch.tensor([[6, 5]]), torch.ones(1, 2, dtype=torch.long))
+    assert torch.allclose(embedding[0], expected, atol=1e-4)
+    assert not torch.allclose(unkept[0], expected, atol=1e-2)
 
 
 class _TinyTeacher(torch.nn.Module):
@@ -542,12 +626,13 @@ def test_a_student_file_over_the_size_budget_does_not_ship(tmp_path):
 
 
 @pytest.mark.slow
-def test_student_core_ml_package_holds_the_int4_weights(tmp_path):
+@pytest.mark.parametrize("bigram_buckets", [0, 64])
+def test_student_core_ml_package_holds_the_int4_weights(tmp_path, bigram_buckets):
     from unwritten_pipeline.lib.export.coreml import describe
     from unwritten_pipeline.lib.multitask.tasks import HEAD_NAMES
     from unwritten_pipeline.lib.student.export import coreml_weight_parity, student_coreml
 
-    module, data = _qat_student_module(32)
+    module, data = _qat_student_module(32, bigram_buckets=bigram_buckets)
     package = student_coreml(module, 12, tmp_path / "student.mlpackage", {"vocab_file": "v"})
     spec = describe(package)
     assert [o["name"] for o in spec["outputs"]] == list(HEAD_NAMES)

@@ -6,6 +6,12 @@ text, far more signal than a few logits) and reads it with heads of the teacher'
 from the teacher's own head weights, so a student that writes the teacher's embedding answers
 what the teacher answers.
 
+A mean of word pieces cannot tell "take charge" from "take" and "charge". A hashed table of
+word-piece pairs adds what the teacher reads in each kept pair beyond its two pieces: the
+pair's key a · vocab_size + b picks a bucket, the bucket holds one pair's key and vector, and a
+pair whose key is not the bucket's adds nothing. The hash runs inside the model, so an app still
+feeds only WordPiece ids.
+
 Every weight matrix is stored in float and, when `bits` is set on the model, seen through a
 symmetric per-row fake quantizer during training (quantization-aware training, straight-through
 gradients): per row of the embedding table (one scale per token) and per output channel of
@@ -35,6 +41,12 @@ class StudentConfig:
     dropout: float = 0.1
     layers: int = 0  # small transformer layers over the token embeddings before pooling
     attention_pooling: bool = False  # learned attention weights instead of the masked mean
+    # hash buckets of a table of word-piece pairs (0: none): a kept pair (a, b) adds its vector
+    # to the pooled sum, started from what the teacher reads in "a b" beyond a and b alone.
+    # 32,768 × 32 lifted the golden Big Five mean AUC by 0.03 (docs/student.md) for 1.1 MB of
+    # INT4 file (a bucket costs its 16 weight bytes, 12 of quantization parameters, a 4-byte key)
+    bigram_buckets: int = 32_768
+    bigram_dim: int = 32  # width of the pair table (0: dim), mapped to dim by a learned Linear
     max_length: int = 128
 
     def as_dict(self) -> dict:
@@ -112,6 +124,17 @@ class StudentModel(nn.Module):
             for _ in range(config.layers)
         )
         self.attention = QuantLinear(config.dim, 1) if config.attention_pooling else None
+        self.bigrams = self.bigram_up = None
+        if config.bigram_buckets:
+            width = config.bigram_dim or config.dim
+            self.bigrams = QuantEmbedding(config.bigram_buckets, width)
+            nn.init.zeros_(self.bigrams.weight)
+            if width != config.dim:
+                self.bigram_up = QuantLinear(width, config.dim, bias=False)
+            # each bucket's pair key (a · vocab_size + b); -1: empty
+            self.register_buffer(
+                "bigram_keys", torch.full((config.bigram_buckets,), -1, dtype=torch.int32)
+            )
         self.project = QuantLinear(config.dim, config.teacher_dim)
         self.heads = nn.ModuleDict(
             {
@@ -125,11 +148,24 @@ class StudentModel(nn.Module):
         for layer in self.layers:
             hidden = layer(hidden, src_key_padding_mask=attention_mask == 0)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        if self.bigrams is not None:
+            pairs = self.bigram_vectors(input_ids, attention_mask)
+            return ((hidden * mask).sum(1) + pairs) / mask.sum(1).clamp(min=1e-9)
         if self.attention is not None:
             scores = self.attention(hidden) - (1.0 - mask) * 1e4
             weights = torch.softmax(scores, dim=1) * mask
             return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def bigram_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """The sum of the kept pairs' vectors over each text's adjacent word pieces."""
+        ids = input_ids.to(torch.int32)
+        keys = ids[:, :-1] * self.config.vocab_size + ids[:, 1:]
+        buckets = torch.remainder(keys, self.config.bigram_buckets)
+        kept = (self.bigram_keys[buckets.long()] == keys).to(torch.float32)
+        both = (attention_mask[:, :-1] * attention_mask[:, 1:]).to(torch.float32)
+        summed = (self.bigrams(buckets.long()) * (kept * both).unsqueeze(-1)).sum(1)
+        return summed if self.bigram_up is None else self.bigram_up(summed)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The student's version of the teacher's pooled text embedding."""
@@ -186,6 +222,10 @@ def rotate_token_space(model: StudentModel, seed: int) -> None:
     with torch.no_grad():
         model.embedding.weight.copy_(model.embedding.weight @ rotation)
         model.project.weight.copy_(model.project.weight @ rotation)
+        if model.bigram_up is not None:  # its output is a token-space vector: W ← RᵀW
+            model.bigram_up.weight.copy_(rotation.T @ model.bigram_up.weight)
+        elif model.bigrams is not None:
+            model.bigrams.weight.copy_(model.bigrams.weight @ rotation)
 
 
 class StudentExport(nn.Module):

@@ -188,28 +188,18 @@ def tokenize_all(tokenizer, texts: list[str], max_length: int) -> tuple[np.ndarr
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
 
 
-def teacher_token_vectors(
-    teacher_module, tokenizer, teacher_ids: tuple[int, ...], batch_size: int = 256
-) -> torch.Tensor:
+def teacher_token_vectors(teacher_module, tokenizer, teacher_ids: tuple[int, ...]) -> torch.Tensor:
     """Each kept token run through the teacher's encoder alone ([CLS] token [SEP]), mean-pooled
     like a sentence: the model2vec recipe for static embeddings."""
-    encoder = teacher_module.encoder
-    vectors = []
-    with torch.no_grad():
-        for start in range(0, len(teacher_ids), batch_size):
-            ids = torch.tensor(teacher_ids[start : start + batch_size]).unsqueeze(1)
-            cls = torch.full_like(ids, tokenizer.cls_token_id)
-            sep = torch.full_like(ids, tokenizer.sep_token_id)
-            input_ids = torch.cat([cls, ids, sep], dim=1)
-            hidden = encoder(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids)
-            ).last_hidden_state
-            vectors.append(hidden.mean(1))
-    return torch.cat(vectors)
+    return _encode_pieces(teacher_module, tokenizer, torch.tensor(teacher_ids).unsqueeze(1))
 
 
 def init_from_teacher(
-    model: StudentModel, teacher_module, tokenizer, teacher_ids: tuple[int, ...]
+    model: StudentModel,
+    teacher_module,
+    tokenizer,
+    teacher_ids: tuple[int, ...],
+    bigrams: dict[int, tuple[int, int]] | None = None,
 ) -> list[str]:
     """Start the student where the teacher is, as far as a static model can be:
 
@@ -232,7 +222,69 @@ def init_from_teacher(
         if model.project.weight.shape == basis.shape:
             model.project.weight.copy_(basis / scale)
             model.project.bias.copy_(mean[0])
+    if bigrams:
+        _init_bigrams(model, teacher_module, tokenizer, teacher_ids, bigrams, table, basis * scale)
     return copy_teacher_heads(model, teacher_module.heads)
+
+
+def select_bigrams(
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    special: set[int],
+    vocab_size: int,
+    buckets: int,
+) -> dict[int, tuple[int, int]]:
+    """bucket → the most frequent word-piece pair (seen at least twice, no special piece) whose
+    key a · vocab_size + b hashes there (StudentModel.bigram_vectors)."""
+    left, right = input_ids[:, :-1], input_ids[:, 1:]
+    both = (attention_mask[:, :-1] * attention_mask[:, 1:]).astype(bool)
+    keys = (left * vocab_size + right)[both]
+    values, counts = np.unique(keys, return_counts=True)
+    chosen: dict[int, tuple[int, int]] = {}
+    for key in values[np.argsort(-counts, kind="stable")][: (counts >= 2).sum()]:
+        a, b = divmod(int(key), vocab_size)
+        if a in special or b in special:
+            continue
+        chosen.setdefault(int(key) % buckets, (a, b))
+    return chosen
+
+
+def _init_bigrams(model, teacher_module, tokenizer, teacher_ids, bigrams, table, to_student):
+    """A pair's vector is what the teacher reads in "a b" beyond its two pieces: the student
+    pools a two-piece text to (u_a + u_b + g) / 2, so g = 2·enc(a b) − enc(a) − enc(b)."""
+    buckets = list(bigrams)
+    pairs = torch.tensor([[teacher_ids[a], teacher_ids[b]] for a, b in bigrams.values()])
+    firsts = torch.tensor([a for a, _ in bigrams.values()])
+    seconds = torch.tensor([b for _, b in bigrams.values()])
+    encoded = _encode_pieces(teacher_module, tokenizer, pairs)
+    residual = 2 * encoded - table[firsts] - table[seconds]
+    vectors = residual @ to_student
+    keys = firsts * model.config.vocab_size + seconds
+    with torch.no_grad():
+        if model.bigram_up is not None:  # a narrower table: the pairs' leading singular axes
+            u, s, vh = torch.linalg.svd(vectors, full_matrices=False)
+            rank = min(model.bigrams.weight.shape[1], len(s))
+            model.bigram_up.weight.zero_()
+            model.bigram_up.weight[:, :rank] = vh[:rank].T
+            vectors = torch.zeros(len(vectors), model.bigrams.weight.shape[1])
+            vectors[:, :rank] = u[:, :rank] * s[:rank]
+        model.bigrams.weight[buckets] = vectors
+        model.bigram_keys[buckets] = keys.to(torch.int32)
+
+
+def _encode_pieces(teacher_module, tokenizer, pieces: torch.Tensor, batch_size: int = 256):
+    vectors = []
+    with torch.no_grad():
+        for start in range(0, len(pieces), batch_size):
+            ids = pieces[start : start + batch_size]
+            cls = torch.full((len(ids), 1), tokenizer.cls_token_id)
+            sep = torch.full((len(ids), 1), tokenizer.sep_token_id)
+            input_ids = torch.cat([cls, ids, sep], dim=1)
+            hidden = teacher_module.encoder(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids)
+            ).last_hidden_state
+            vectors.append(hidden.mean(1))
+    return torch.cat(vectors)
 
 
 def _pca_basis(centred: torch.Tensor, dim: int) -> torch.Tensor:
@@ -328,9 +380,17 @@ def set_up_student(
             **model_config,
         )
     )
-    init_from_teacher(model, teaching.teacher, teaching.tokenizer, vocab.teacher_ids)
+    input_ids, attention_mask = tokenize_all(tokenizer, teaching.texts, teaching.max_length)
+    bigrams = None
+    if model.config.bigram_buckets:
+        special = set(tokenizer.all_special_ids)
+        bigrams = select_bigrams(
+            input_ids, attention_mask, special, len(vocab), model.config.bigram_buckets
+        )
+    init_from_teacher(model, teaching.teacher, teaching.tokenizer, vocab.teacher_ids, bigrams)
     data = DistillSet(
-        *tokenize_all(tokenizer, teaching.texts, teaching.max_length),
+        input_ids,
+        attention_mask,
         teaching.outputs,
         hard_labels(teaching.texts, teaching.examples),
         teaching.embeddings,
