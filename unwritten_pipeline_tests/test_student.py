@@ -123,8 +123,6 @@ def test_fake_quantize_puts_each_row_on_sixteen_levels_and_passes_gradients():
 
 
 def _small_student(vocab_size: int = 60, **config) -> StudentModel:
-    """A small student, without word-piece pairs unless `bigram_buckets` says so."""
-    config.setdefault("bigram_buckets", 0)
     torch.manual_seed(0)
     return StudentModel(
         StudentConfig(
@@ -404,9 +402,7 @@ def test_the_student_starts_where_the_teacher_is(teacher_tokenizer):
     torch.manual_seed(0)
     teacher = _TinyTeacher(vocab=len(teacher_tokenizer), hidden=24)
     ids = tuple(range(5)) + tuple(teacher_tokenizer.convert_tokens_to_ids(["storm", "letter"]))
-    student = StudentModel(
-        StudentConfig(vocab_size=len(ids), teacher_dim=24, dim=24, bigram_buckets=0)
-    )
+    student = StudentModel(StudentConfig(vocab_size=len(ids), teacher_dim=24, dim=24))
     copied = init_from_teacher(student, teacher, teacher_tokenizer, ids)
     assert copied == ["sentiment"]  # the old single-Linear head has another shape
     for name, value in teacher.heads["sentiment"].state_dict().items():

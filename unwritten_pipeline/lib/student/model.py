@@ -6,11 +6,11 @@ text, far more signal than a few logits) and reads it with heads of the teacher'
 from the teacher's own head weights, so a student that writes the teacher's embedding answers
 what the teacher answers.
 
-A mean of word pieces cannot tell "take charge" from "take" and "charge". A hashed table of
-word-piece pairs adds what the teacher reads in each kept pair beyond its two pieces: the
-pair's key a · vocab_size + b picks a bucket, the bucket holds one pair's key and vector, and a
-pair whose key is not the bucket's adds nothing. The hash runs inside the model, so an app still
-feeds only WordPiece ids.
+A mean of word pieces cannot tell "take charge" from "take" and "charge". An optional hashed
+table of word-piece pairs (`bigram_buckets`) adds what the teacher reads in each kept pair
+beyond its two pieces: the pair's key a · vocab_size + b picks a bucket, the bucket holds one
+pair's key and vector, and a pair whose key is not the bucket's adds nothing. The hash runs
+inside the model, so an app still feeds only WordPiece ids.
 
 Every weight matrix is stored in float and, when `bits` is set on the model, seen through a
 symmetric per-row fake quantizer during training (quantization-aware training, straight-through
@@ -43,9 +43,10 @@ class StudentConfig:
     attention_pooling: bool = False  # learned attention weights instead of the masked mean
     # hash buckets of a table of word-piece pairs (0: none): a kept pair (a, b) adds its vector
     # to the pooled sum, started from what the teacher reads in "a b" beyond a and b alone.
-    # 32,768 × 32 lifted the golden Big Five mean AUC by 0.03 (docs/student.md) for 1.1 MB of
-    # INT4 file (a bucket costs its 16 weight bytes, 12 of quantization parameters, a 4-byte key)
-    bigram_buckets: int = 32_768
+    # 32,768 × 32 (1.1 MB more INT4 file) lifted the golden Big Five mean AUC by 0.03 at 10,000
+    # general turns but, at the default 60,000, by 0.02 INT4 / 0.00 float for 1.6-2.6 points
+    # of golden sentiment (docs/student.md), so off by default
+    bigram_buckets: int = 0
     bigram_dim: int = 32  # width of the pair table (0: dim), mapped to dim by a learned Linear
     max_length: int = 128
 
