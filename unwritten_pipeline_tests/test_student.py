@@ -318,6 +318,11 @@ def test_a_pair_adds_its_vector_only_where_it_was_kept():
     assert padded.abs().sum().item() == 0.0
 
 
+def test_pairs_with_attention_pooling_are_refused():
+    with pytest.raises(ValueError, match="does not combine with attention_pooling"):
+        StudentConfig(vocab_size=60, teacher_dim=24, bigram_buckets=64, attention_pooling=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("bigram_buckets", [0, 64])
 def test_qat_student_exports_to_int4_litert_with_parity(tmp_path, bigram_buckets):

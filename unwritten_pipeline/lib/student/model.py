@@ -50,6 +50,13 @@ class StudentConfig:
     bigram_dim: int = 32  # width of the pair table (0: dim), mapped to dim by a learned Linear
     max_length: int = 128
 
+    def __post_init__(self):
+        if self.bigram_buckets and self.attention_pooling:
+            raise ValueError(
+                "bigram_buckets adds the pairs' vectors to the masked mean; it does not combine "
+                "with attention_pooling (set one of them)"
+            )
+
     def as_dict(self) -> dict:
         return asdict(self)
 
