@@ -22,6 +22,7 @@ from unwritten_pipeline.lib.student.model import (
     StudentModel,
     fake_quantize,
     min_quantized_weights,
+    pair_keys,
     rotate_token_space,
     snap_to_grid,
 )
@@ -144,7 +145,7 @@ def _keep_pairs(model: StudentModel, data: DistillSet) -> int:
     )
     with torch.no_grad():
         for bucket, (a, b) in pairs.items():
-            model.bigram_keys[bucket] = a * model.config.vocab_size + b
+            model.bigram_keys[bucket] = pair_keys(a, b, model.config.vocab_size)
             model.bigrams.weight[bucket] = torch.randn(model.bigrams.weight.shape[1])
     return len(pairs)
 

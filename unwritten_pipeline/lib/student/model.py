@@ -61,6 +61,12 @@ class StudentConfig:
         return asdict(self)
 
 
+def pair_keys(first, second, vocab_size: int):
+    """The hash input of each word-piece pair (first, second): first · vocab_size + second (arrays
+    or tensors alike); its bucket is the key mod bigram_buckets."""
+    return first * vocab_size + second
+
+
 def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
     """Symmetric per-row quantize → dequantize, straight-through gradient."""
     levels = 2 ** (bits - 1) - 1
@@ -168,7 +174,7 @@ class StudentModel(nn.Module):
     def bigram_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """The sum of the kept pairs' vectors over each text's adjacent word pieces."""
         ids = input_ids.to(torch.int32)
-        keys = ids[:, :-1] * self.config.vocab_size + ids[:, 1:]
+        keys = pair_keys(ids[:, :-1], ids[:, 1:], self.config.vocab_size)
         buckets = torch.remainder(keys, self.config.bigram_buckets)
         kept = (self.bigram_keys[buckets.long()] == keys).to(torch.float32)
         both = (attention_mask[:, :-1] * attention_mask[:, 1:]).to(torch.float32)

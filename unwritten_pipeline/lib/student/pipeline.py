@@ -38,7 +38,7 @@ from unwritten_pipeline.lib.personality.fusechat import (
 from unwritten_pipeline.lib.storage.files import read_json, sha256_file, write_json_atomic
 from unwritten_pipeline.lib.storage.layout import Layout
 from unwritten_pipeline.lib.student.artifacts import save_student
-from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel
+from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel, pair_keys
 from unwritten_pipeline.lib.student.train import (
     DistillSet,
     StudentTrainConfig,
@@ -235,10 +235,10 @@ def select_bigrams(
     buckets: int,
 ) -> dict[int, tuple[int, int]]:
     """bucket → the most frequent word-piece pair (seen at least twice, no special piece) whose
-    key a · vocab_size + b hashes there (StudentModel.bigram_vectors)."""
+    key (`pair_keys`) hashes there."""
     left, right = input_ids[:, :-1], input_ids[:, 1:]
     both = (attention_mask[:, :-1] * attention_mask[:, 1:]).astype(bool)
-    keys = (left * vocab_size + right)[both]
+    keys = pair_keys(left, right, vocab_size)[both]
     values, counts = np.unique(keys, return_counts=True)
     chosen: dict[int, tuple[int, int]] = {}
     for key in values[np.argsort(-counts, kind="stable")][: (counts >= 2).sum()]:
@@ -259,7 +259,7 @@ def _init_bigrams(model, teacher_module, tokenizer, teacher_ids, bigrams, table,
     encoded = _encode_pieces(teacher_module, tokenizer, pairs)
     residual = 2 * encoded - table[firsts] - table[seconds]
     vectors = residual @ to_student
-    keys = firsts * model.config.vocab_size + seconds
+    keys = pair_keys(firsts, seconds, model.config.vocab_size)
     with torch.no_grad():
         if model.bigram_up is not None:  # a narrower table: the pairs' leading singular axes
             u, s, vh = torch.linalg.svd(vectors, full_matrices=False)
@@ -273,6 +273,7 @@ def _init_bigrams(model, teacher_module, tokenizer, teacher_ids, bigrams, table,
 
 
 def _encode_pieces(teacher_module, tokenizer, pieces: torch.Tensor, batch_size: int = 256):
+    """Each row of teacher ids run through the teacher's encoder as [CLS] row [SEP], mean-pooled."""
     vectors = []
     with torch.no_grad():
         for start in range(0, len(pieces), batch_size):
