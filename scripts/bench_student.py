@@ -48,6 +48,7 @@ from unwritten_pipeline.lib.student.model import StudentConfig, StudentModel
 from unwritten_pipeline.lib.student.pipeline import (
     GENERAL_TURNS,
     MAX_VOCAB,
+    SELF_STATEMENTS,
     StudentSources,
     fusechat_texts,
     set_up_student,
@@ -145,11 +146,19 @@ def main() -> None:
         default=GENERAL_TURNS,
         help="packaged corpus turns to distil on too",
     )
+    parser.add_argument(
+        "--self-statements",
+        type=int,
+        default=SELF_STATEMENTS,
+        help="first-person sentences of that corpus to distil on too",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
     layout = Layout(args.data)
-    sources = StudentSources.from_layout(layout, MULTITASK_MODEL, args.general_turns)
+    sources = StudentSources.from_layout(
+        layout, MULTITASK_MODEL, args.general_turns, args.self_statements
+    )
     teaching = teach(sources, 128, 1)
     sentiment_path, items_path = golden_paths(PROJECT / "data")
     sentiment, items = load_sentiment_golden(sentiment_path), load_personality_golden(items_path)

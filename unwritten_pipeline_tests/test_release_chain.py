@@ -214,7 +214,13 @@ def test_models_to_release_gate_on_default_recipes(tmp_path, capsys, monkeypatch
     #    PyTorch module and vs the float student) is above what it measured
     student = {
         "multitask_student": {
-            "config": {"general_turns": 200, "min_texts": 50, "epochs": 2, "qat_epochs": 1}
+            "config": {
+                "general_turns": 200,
+                "self_statements": 50,
+                "min_texts": 50,
+                "epochs": 2,
+                "qat_epochs": 1,
+            }
         },
         "student_tflite": {"config": {"parity_texts": 60, "min_argmax_agreement": 0.5}},
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -388,7 +389,13 @@ def test_texts_are_collected_once_from_every_source(tmp_path):
     (rejected / "rejected.jsonl").write_text(json.dumps(record) + "\nnot json\n")
     texts, counts = collect_texts(sources)
     assert texts == ["a", "b", "rejected text", "fuse a"]
-    assert counts == {"splits": 2, "rejected_generated": 1, "fusechat": 1, "general": 0}
+    assert counts == {
+        "splits": 2,
+        "rejected_generated": 1,
+        "fusechat": 1,
+        "general": 0,
+        "self_statements": 0,
+    }
 
 
 def test_general_turns_come_from_the_packaged_corpus_after_the_projects_text(tmp_path):
@@ -397,6 +404,22 @@ def test_general_turns_come_from_the_packaged_corpus_after_the_projects_text(tmp
     assert texts[:3] == ["a", "b", "fuse a"]
     assert counts["general"] == 50
     assert all(len(t.split()) >= 4 for t in texts[3:])  # human turns of ≥ 4 words
+
+
+def test_self_statements_are_first_person_sentences_cut_from_the_corpus_turns(tmp_path):
+    from unwritten_pipeline.lib.student.pipeline import general_texts, self_statements
+
+    statements = self_statements(300)
+    assert len(statements) == len(set(statements)) == 300
+    turns = general_texts(5_000)
+    for sentence in statements:
+        first_word = re.split(r"[^a-z]", sentence.lower())[0]
+        assert first_word in {"i", "im", "my"} and len(sentence.split()) >= 3, sentence
+    # cut out of longer turns, not whole turns (those are general turns already)
+    assert all(any(s in t and s != t for t in turns) for s in statements[:20])
+    sources = dataclasses.replace(_sources(tmp_path, ["a"]), self_statements=40)
+    texts, counts = collect_texts(sources)
+    assert counts["self_statements"] == 40 and texts[-40:] == statements[:40]
 
 
 def test_the_student_starts_where_the_teacher_is(teacher_tokenizer):

@@ -55,6 +55,7 @@ from unwritten_pipeline.lib.student.pipeline import (
     GENERAL_TURNS,
     MAX_VOCAB,
     MIN_TEXTS,
+    SELF_STATEMENTS,
     StudentSources,
     TooFewTextsError,
     fusechat_texts,
@@ -100,6 +101,13 @@ StudentAssetConfig = run_config_class(
             description="human turns of the packaged conversation corpus to distil on too",
         ),
     ),
+    self_statements=(
+        int,
+        Field(
+            default=SELF_STATEMENTS,
+            description="first-person sentences of that corpus to distil on too",
+        ),
+    ),
     max_oov_rate=(float, Field(default=0.05, description="test-split OOV rate above which warn")),
 )
 
@@ -108,7 +116,7 @@ StudentAssetConfig = run_config_class(
     MULTITASK_STUDENT,
     deps=[MULTITASK_MODEL, "training_splits", "fusechat_soft_labels"],
     kinds={"pytorch", "safetensors"},
-    code_version="5",  # 5: sentiment distilled at temperature 1 (was 2)
+    code_version="6",  # 6: first-person sentences of the corpus as texts too; 5: temperature 1
     checks=[OOV_RATE],
 )
 def multitask_student(
@@ -132,7 +140,9 @@ def multitask_student(
     out_dir = store.layout.model_dir(MULTITASK_STUDENT)
     try:
         run = train_student_from_teacher(
-            StudentSources.from_layout(store.layout, MULTITASK_MODEL, config.general_turns),
+            StudentSources.from_layout(
+                store.layout, MULTITASK_MODEL, config.general_turns, config.self_statements
+            ),
             out_dir,
             model_fields,
             dataclass_from(StudentTrainConfig, values),
