@@ -5,9 +5,8 @@ curation rejected (teacher outputs only: their labels are not trusted), the Fuse
 turns of the soft-label cache, `general_turns` more human turns of the packaged conversation
 corpus (the words people use, which the project's own text lacks) and `self_statements`
 first-person sentences cut from its turns (people saying what they are like, as the Big Five
-items do). The teacher answers for every
-text — its pooled embedding and each head's output; the student learns both, plus the hard
-labels.
+items do). The teacher answers for every text — its pooled embedding and each head's output;
+the student learns both, plus the hard labels.
 """
 
 from __future__ import annotations
