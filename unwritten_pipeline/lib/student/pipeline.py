@@ -64,8 +64,8 @@ MIN_TEXTS = 100
 GENERAL_TURNS = 60_000
 # first-person sentences of that corpus distilled on too (it has 22,896): at 10,000 turns, 20,000
 # of them against 20,000 more turns lifted the float student's golden Big Five mean AUC from
-# 0.71 to 0.75 (two seeds), at 60,000 turns all of them by 0.01 float, 0.03 INT4; golden
-# sentiment unchanged (docs/student.md)
+# 0.71 to 0.75 (two seeds); at 60,000 turns by 0.01 float, 0.01-0.03 INT4 (two runs), golden
+# sentiment unchanged in float, 1.1-1.6 points lower INT4 (docs/student.md)
 SELF_STATEMENTS = 20_000
 # the most frequent word pieces kept: measured on the golden sets, 5,000 beat 8,000 and all
 # 14,179 seen (rare pieces drift on dense Adam's stale momentum; with `lazy_embedding` all pieces
