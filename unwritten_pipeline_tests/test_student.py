@@ -409,9 +409,9 @@ def test_general_turns_come_from_the_packaged_corpus_after_the_projects_text(tmp
 def test_self_statements_are_first_person_sentences_cut_from_the_corpus_turns(tmp_path):
     from unwritten_pipeline.lib.student.pipeline import general_texts, self_statements
 
-    statements = self_statements(300)
-    assert len(statements) == len(set(statements)) == 300
     turns = general_texts(5_000)
+    statements = self_statements(turns, 300)
+    assert len(statements) == len(set(statements)) == 300
     for sentence in statements:
         first_word = re.split(r"[^a-z]", sentence.lower())[0]
         assert first_word in {"i", "im", "my"} and len(sentence.split()) >= 3, sentence

@@ -169,16 +169,16 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_STATEMENT_WORDS = 3
 
 
-def self_statements(count: int) -> list[str]:
-    """The first `count` distinct first-person sentences of ≥ 3 words that the packaged
-    corpus's turns of several sentences hold ("I love hiking." out of "I love hiking. You?").
+def self_statements(turns: list[str], count: int) -> list[str]:
+    """The first `count` distinct first-person sentences of ≥ 3 words that the turns of several
+    sentences hold ("I love hiking." out of "I love hiking. You?").
 
     A turn is a few sentences of chat; a personality item is one sentence about oneself, and
     the student learns from the teacher how such a sentence reads only if it sees some."""
     if count <= 0:
         return []
     statements: dict[str, None] = {}
-    for turn in general_texts(sys.maxsize):  # every turn of the corpus
+    for turn in turns:
         sentences = SENTENCE_END.split(turn)
         if len(sentences) < 2:
             continue  # the whole turn: a general turn already
@@ -194,12 +194,14 @@ def collect_texts(sources: StudentSources) -> tuple[list[str], dict[str, int]]:
     """Distinct non-empty texts in a fixed order, and how many each source added."""
     seen: dict[str, None] = {}
     counts = {}
+    # the corpus is read once: every turn when statements are cut from it, else the first ones
+    turns = general_texts(sys.maxsize if sources.self_statements > 0 else sources.general_turns)
     for name, texts in (
         ("splits", split_texts(sources.splits_dir)),
         ("rejected_generated", rejected_texts(sources.validated_root)),
         ("fusechat", fusechat_texts(sources.soft_labels_dir)),
-        ("general", general_texts(sources.general_turns)),
-        ("self_statements", self_statements(sources.self_statements)),
+        ("general", turns[: max(sources.general_turns, 0)]),
+        ("self_statements", self_statements(turns, sources.self_statements)),
     ):
         before = len(seen)
         seen.update((t, None) for t in texts if t and t.strip())
